@@ -1,0 +1,16 @@
+"""vidmatte: video matting (AdaM) and video instance matting (MSG-VIM), with their metrics, data and training.
+
+Importing the package has no side effects and does not import torch; the functions below import
+what they need on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def build_model(name: str, **overrides):
+    """Build a named model configuration (see :func:`vidmatte.models.registry.build_model`)."""
+    from vidmatte.models.registry import build_model as _build
+
+    return _build(name, **overrides)

@@ -1,0 +1,9 @@
+"""The one exception type that the command line reports as a single line, without a traceback."""
+
+
+class VidmatteError(Exception):
+    """Bad input or environment: a missing file, a corrupt image, masks that do not fit the frames.
+
+    The message names the offending file first, e.g. ``"pred/clip/pha/0003.png: size 64x48 differs
+    from the ground truth's 512x288"``, so that a user can act on it without reading code.
+    """

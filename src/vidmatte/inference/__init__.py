@@ -1,0 +1,1 @@
+"""Inference sessions and video-level matting."""

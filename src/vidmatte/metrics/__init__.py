@@ -1,0 +1,1 @@
+"""Matting metrics (pure functions on arrays) and the folder evaluators that apply them."""

@@ -1,0 +1,1 @@
+"""Matting networks (AdaM, MSG-VIM), their backbones and the registry of named configurations."""

@@ -1,0 +1,1 @@
+"""Losses, trainer, stages and checkpoints."""
