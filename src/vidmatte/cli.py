@@ -69,7 +69,41 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_eval,)
+# ------------------------------------------------------------------------------------ eval-vim
+def _add_eval_vim(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval-vim",
+        help="score video instance mattes with VIMQ (RQ, TQ, MQ), as the VIM50 benchmark does",
+        description="Match predicted instances to ground-truth instances per clip and print RQ, TQ, "
+        "MQ and VIMQ per clip and overall (in percent). Ground truth: <true>/<clip>/pha/<instance>/"
+        "<frame>.png; predictions: <pred>/<clip>/<instance>/<frame>.png.",
+    )
+    p.add_argument("--pred", required=True, help="predictions, <pred>/<clip>/<instance>/<frame>.png")
+    p.add_argument("--true", required=True, help="VIM50-style ground truth, <true>/<clip>/pha/<instance>/")
+    p.add_argument(
+        "--error",
+        choices=("mse", "mad", "dtssd", "all"),
+        default="all",
+        help="matting error behind MQ (omega = 50 for mse and mad, 10 for dtssd); default: all three",
+    )
+    p.add_argument("--clips", nargs="+", default=None, help="score only these clips (default: all)")
+    p.add_argument("--json", metavar="OUT.json", help="write the overall and per-clip scores as JSON")
+    p.set_defaults(run=_run_eval_vim)
+
+
+def _run_eval_vim(args: argparse.Namespace) -> int:
+    from vidmatte.metrics.vim_runner import evaluate_vim, format_table, write_json
+    from vidmatte.metrics.vimq import ERRORS
+
+    errors = ERRORS if args.error == "all" else (args.error,)
+    results = evaluate_vim(args.pred, args.true, errors=errors, clips=args.clips)
+    print(format_table(results))
+    if args.json:
+        write_json(results, args.json)
+    return 0
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_eval, _add_eval_vim)
 
 
 def build_parser() -> argparse.ArgumentParser:
