@@ -1,0 +1,195 @@
+"""Guidance masks as a video instance segmenter would produce them, errors included.
+
+Masks start from the ground-truth visible alphas (binarised), then receive the errors seen in
+the output of real segmenters such as MaskTrackRCNN: coarse (low-resolution) boundaries, eroded
+or dilated outlines, frames where an instance is missed, holes, false positive blobs, identity
+switches between two tracks, and an instance that is never detected at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from vidmatte.io.masks import Track, encode_rle
+
+
+@dataclass(frozen=True)
+class SegmenterErrors:
+    """Parameters of the simulated segmenter; all probabilities are in [0, 1].
+
+    Attributes:
+        threshold: ground-truth alpha above which a pixel is in the instance.
+        coarse: probability that a track's masks are computed at low resolution.
+        coarse_factor: downsampling factor of coarse tracks.
+        boundary: largest erosion (negative) or dilation (positive) radius in pixels, drawn per
+            track in ``[-boundary, boundary]``.
+        boundary_jitter: the radius also changes by up to this much from frame to frame.
+        missing_frames: per track and frame, probability that the mask is empty.
+        holes: per track and frame, probability of a hole punched in the mask.
+        hole_size: hole radius as a fraction of the instance's height.
+        false_positives: per track and frame, probability of a spurious blob.
+        blob_size: blob radius as a fraction of the frame's height.
+        identity_switch: per clip (with two or more tracks), probability that two tracks swap
+            instances from some frame on.
+        missed_instance: per clip (with two or more instances), probability that one instance
+            gets no track.
+    """
+
+    threshold: float = 0.5
+    coarse: float = 0.3
+    coarse_factor: int = 8
+    boundary: int = 3
+    boundary_jitter: int = 1
+    missing_frames: float = 0.03
+    holes: float = 0.05
+    hole_size: float = 0.08
+    false_positives: float = 0.05
+    blob_size: float = 0.06
+    identity_switch: float = 0.1
+    missed_instance: float = 0.05
+
+    @classmethod
+    def none(cls) -> SegmenterErrors:
+        """A perfect segmenter: masks are the binarised ground truth."""
+        return cls(
+            coarse=0.0,
+            boundary=0,
+            boundary_jitter=0,
+            missing_frames=0.0,
+            holes=0.0,
+            false_positives=0.0,
+            identity_switch=0.0,
+            missed_instance=0.0,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Guidance:
+    """Simulated segmenter output for one clip.
+
+    Attributes:
+        masks: ``(K, T, H, W)`` bool, one mask sequence per track.
+        instance: ``(K,)`` the ground-truth instance each track follows at frame 0.
+        switches: ``(frame, track_a, track_b)``: the two tracks exchange instances from ``frame`` on.
+        missed: ground-truth instances that no track follows.
+        scores: ``(K,)`` detection confidence per track, in (0, 1].
+    """
+
+    masks: np.ndarray
+    instance: list[int]
+    switches: list[tuple[int, int, int]] = field(default_factory=list)
+    missed: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    def reference(self) -> np.ndarray:
+        """``(K, T, H, W)`` bool: for each track, the union of all the other tracks' masks."""
+        union = self.masks.any(axis=0, keepdims=True)
+        counts = self.masks.sum(axis=0, keepdims=True)
+        return union & ((counts - self.masks) > 0)
+
+    def tracks(self, video_id: int, category_id: int = 1) -> list[Track]:
+        """The tracks in YouTube-VIS result form (``None`` where a frame's mask is empty)."""
+        return [
+            Track(
+                video_id=video_id,
+                category_id=category_id,
+                score=score,
+                segmentations=[encode_rle(m) if m.any() else None for m in masks],
+            )
+            for masks, score in zip(self.masks, self.scores, strict=True)
+        ]
+
+    def metadata(self) -> dict:
+        return {
+            "instance": [int(i) for i in self.instance],
+            "switches": [[int(v) for v in s] for s in self.switches],
+            "missed": [int(i) for i in self.missed],
+            "scores": [float(s) for s in self.scores],
+        }
+
+
+def simulate_segmenter(alphas: np.ndarray, errors: SegmenterErrors, rng: np.random.Generator) -> Guidance:
+    """Make guidance masks from ground-truth alphas.
+
+    Args:
+        alphas: ``(N, T, H, W)`` float in [0, 1], each instance's visible alpha.
+        errors: which errors to make, and how often.
+        rng: source of randomness (the result is deterministic given its state).
+
+    Returns:
+        One track per detected instance, in instance order.
+    """
+    count, frames = alphas.shape[:2]
+    truth = alphas > errors.threshold
+    instances = list(range(count))
+    missed = []
+    if count >= 2 and rng.random() < errors.missed_instance:
+        missed = [int(rng.integers(count))]
+        instances.remove(missed[0])
+    masks = np.stack([_track(truth[i], errors, rng) for i in instances]) if instances else truth[:0]
+    switches = []
+    if len(instances) >= 2 and frames >= 2 and rng.random() < errors.identity_switch:
+        a, b = (int(v) for v in rng.choice(len(instances), 2, replace=False))
+        frame = int(rng.integers(1, frames))
+        masks[[a, b], frame:] = masks[[b, a], frame:]
+        switches.append((frame, a, b))
+    scores = [float(rng.uniform(0.5, 1.0)) for _ in instances]
+    return Guidance(masks=masks, instance=instances, switches=switches, missed=missed, scores=scores)
+
+
+def _track(truth: np.ndarray, errors: SegmenterErrors, rng: np.random.Generator) -> np.ndarray:
+    frames, height, width = truth.shape
+    coarse = rng.random() < errors.coarse
+    radius = int(rng.integers(-errors.boundary, errors.boundary + 1)) if errors.boundary > 0 else 0
+    masks = np.empty_like(truth)
+    for t in range(frames):
+        mask = truth[t]
+        if coarse:
+            mask = _coarse(mask, errors.coarse_factor)
+        jitter = int(rng.integers(-errors.boundary_jitter, errors.boundary_jitter + 1))
+        mask = _grow(mask, radius + jitter)
+        if rng.random() < errors.holes and mask.any():
+            rows = np.flatnonzero(mask.any(axis=1))
+            size = max(1.0, errors.hole_size * (rows[-1] - rows[0] + 1))
+            ys, xs = np.nonzero(mask)
+            pick = int(rng.integers(len(ys)))
+            mask = mask & ~_disc(height, width, ys[pick], xs[pick], size * rng.uniform(0.5, 1.0))
+        if rng.random() < errors.false_positives:
+            size = max(1.0, errors.blob_size * height * rng.uniform(0.5, 1.5))
+            mask = mask | _disc(height, width, rng.uniform(0, height), rng.uniform(0, width), size)
+        if rng.random() < errors.missing_frames:
+            mask = np.zeros_like(mask)
+        masks[t] = mask
+    return masks
+
+
+def _coarse(mask: np.ndarray, factor: int) -> np.ndarray:
+    height, width = mask.shape
+    small = (max(1, width // factor), max(1, height // factor))
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    blocky = image.resize(small, Image.BILINEAR).resize((width, height), Image.BILINEAR)
+    return np.asarray(blocky) >= 128
+
+
+def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius == 0 or not mask.any():
+        return mask
+    r = abs(radius)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = xx * xx + yy * yy <= r * r
+    if radius > 0:
+        return ndimage.binary_dilation(mask, disc)
+    return ndimage.binary_erosion(mask, disc)
+
+
+def _disc(height: int, width: int, cy: float, cx: float, radius: float) -> np.ndarray:
+    ys = np.arange(height)[:, None] - cy
+    xs = np.arange(width)[None, :] - cx
+    return ys * ys + xs * xs <= radius * radius

@@ -1,0 +1,166 @@
+"""Synthetic video matting clips: articulated figures with hair and transparent parts, composited
+over moving backgrounds, with exact ground truth.
+
+>>> clip = generate_clip(0, ClipSpec(frames=4, width=64, height=48))
+>>> clip.com.shape, clip.alphas.shape
+((4, 48, 64, 3), (1, 4, 48, 64))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidmatte.data.background import render_background, sample_background
+from vidmatte.data.composite import composite, stack_layers
+from vidmatte.data.figure import FigureParams, render_figure, sample_figure
+
+_HEAD_TOP = 0.46  # head top above the pelvis, in figure heights
+_FEET = 0.49  # feet below the pelvis, in figure heights
+_MAX_SPEED = 0.035  # figure heights per frame (a brisk walk)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What to generate.
+
+    Attributes:
+        frames, width, height: clip length and frame size in pixels.
+        instances: (min, max) number of figures per clip, both inclusive (max at most 4 for
+            clips where they should all fit).
+        camera_motion: probability that the camera pans and zooms.
+        lookalike: probability that the background takes a figure's colours.
+        veil, glass: probability that a figure wears a veil / holds a glass.
+    """
+
+    frames: int = 50
+    width: int = 512
+    height: int = 288
+    instances: tuple[int, int] = (1, 1)
+    camera_motion: float = 0.5
+    lookalike: float = 0.25
+    veil: float = 0.2
+    glass: float = 0.2
+
+    def __post_init__(self) -> None:
+        low, high = self.instances
+        if self.frames < 1 or self.width < 8 or self.height < 8:
+            raise ValueError(f"clip of {self.frames} frames of {self.width}x{self.height} is too small")
+        if not 1 <= low <= high:
+            raise ValueError(f"instances must be 1 <= min <= max, got {low}-{high}")
+
+
+@dataclass
+class Clip:
+    """A generated clip; every array is float32 in [0, 1].
+
+    Attributes:
+        com: ``(T, H, W, 3)`` composite frames, ``fgr * pha + bgr * (1 - pha)``.
+        fgr: ``(T, H, W, 3)`` combined foreground colour.
+        bgr: ``(T, H, W, 3)`` background.
+        pha: ``(T, H, W)`` combined alpha.
+        alphas: ``(N, T, H, W)`` each figure's visible alpha (parts hidden by figures in front
+            removed), ordered back to front; they sum to ``pha``.
+        hidden: ``(N, T)`` the fraction of each figure's alpha hidden by figures in front.
+        moving_camera: whether the camera pans and zooms.
+        seed: the seed that generated the clip.
+    """
+
+    com: np.ndarray
+    fgr: np.ndarray
+    bgr: np.ndarray
+    pha: np.ndarray
+    alphas: np.ndarray
+    hidden: np.ndarray
+    moving_camera: bool
+    seed: int
+
+
+def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[FigureParams]:
+    """Sample ``count`` figures with paths, back to front.
+
+    One figure stays near the middle of the frame, framed from the head down. Several figures
+    stand at different depths (nearer is larger and lower); the first two cross each other
+    near the middle of the clip, the others walk in from, or out of, the sides.
+    """
+    h_frame, w_frame, frames = spec.height, spec.width, spec.frames
+    if count == 1:
+        height = rng.uniform(0.8, 1.5) * h_frame
+        pelvis_y = rng.uniform(0.02, 0.15) * h_frame + _HEAD_TOP * height
+        speed = rng.uniform(0.0, 0.02) * height * (rng.random() < 0.5)
+        velocity = np.array([rng.choice([-1, 1]) * speed, 0.0])
+        start = np.array([rng.uniform(0.3, 0.7) * w_frame, pelvis_y]) - velocity * frames / 2
+        return [sample_figure(rng, height, start, velocity, veil_prob=spec.veil, glass_prob=spec.glass)]
+    heights = np.sort(rng.uniform(0.45, 0.85, count)) * h_frame
+    figures = []
+    direction = rng.choice([-1.0, 1.0])
+    for index, height in enumerate(heights):
+        depth = index / (count - 1)
+        feet = (0.85 + 0.2 * depth + rng.uniform(-0.03, 0.03)) * h_frame
+        speed = rng.uniform(0.3, 1.0) * _MAX_SPEED * height
+        if index < 2:
+            # the first two cross: both pass near the middle at about the same time
+            meet = rng.uniform(0.35, 0.65) * frames
+            x_meet = (0.5 + rng.uniform(-0.08, 0.08)) * w_frame
+            velocity = np.array([direction * speed, 0.0])
+            start_x = x_meet - velocity[0] * meet
+            direction = -direction
+        else:
+            enters = rng.random() < 0.5
+            side = rng.choice([-1.0, 1.0])
+            edge = w_frame / 2 + side * (w_frame / 2 + (0.15 * height if enters else -0.2 * height))
+            velocity = np.array([-side * speed if enters else side * speed, 0.0])
+            start_x = edge if enters else edge - velocity[0] * frames * 0.5
+        start = np.array([start_x, feet - _FEET * height])
+        figures.append(
+            sample_figure(rng, height, start, velocity, veil_prob=spec.veil, glass_prob=spec.glass)
+        )
+    return figures
+
+
+def generate_clip(seed: int, spec: ClipSpec = ClipSpec()) -> Clip:
+    """Generate one clip; the same ``seed`` and ``spec`` always give the same clip.
+
+    Args:
+        seed: any non-negative integer.
+        spec: clip size, length, number of figures and probabilities of the hard cases.
+    """
+    rng = np.random.default_rng(seed)
+    low, high = spec.instances
+    count = int(rng.integers(low, high + 1))
+    figures = plan_figures(rng, spec, count)
+    moving = bool(rng.random() < spec.camera_motion)
+    palette = figures[-1].palette if rng.random() < spec.lookalike else None
+    background = sample_background(rng, spec.height, spec.width, spec.frames, moving=moving, palette=palette)
+    shape = (spec.frames, spec.height, spec.width)
+    fgr = np.empty((*shape, 3), np.float32)
+    bgr = np.empty((*shape, 3), np.float32)
+    pha = np.empty(shape, np.float32)
+    alphas = np.empty((count, *shape), np.float32)
+    hidden = np.empty((count, spec.frames), np.float32)
+    layer_alpha = np.zeros((count, spec.height, spec.width), np.float32)
+    layer_colour = np.zeros((count, spec.height, spec.width, 3), np.float32)
+    for t in range(spec.frames):
+        for index, figure in enumerate(figures):
+            alpha, colour, window = render_figure(figure, float(t), spec.height, spec.width)
+            layer_alpha[index] = 0.0
+            layer_colour[index] = figure.palette[0]
+            if not window.empty:
+                layer_alpha[index, window.y0 : window.y1, window.x0 : window.x1] = alpha
+                layer_colour[index, window.y0 : window.y1, window.x0 : window.x1] = colour
+        layered = stack_layers(layer_alpha, layer_colour)
+        alphas[:, t], pha[t], fgr[t] = layered.visible, layered.pha, layered.fgr
+        area = layer_alpha.sum(axis=(1, 2))
+        hidden[:, t] = (area - layered.visible.sum(axis=(1, 2))) / np.maximum(area, 1e-6)
+        bgr[t] = render_background(background, float(t), spec.height, spec.width)
+    return Clip(
+        com=composite(fgr, pha, bgr),
+        fgr=fgr,
+        bgr=bgr,
+        pha=pha,
+        alphas=alphas,
+        hidden=hidden,
+        moving_camera=moving,
+        seed=seed,
+    )
