@@ -51,7 +51,9 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", metavar="OUT.json", help="write the results as JSON")
     p.add_argument("--csv", metavar="OUT.csv", help="write one row per clip, subset and overall as CSV")
-    p.add_argument("--workers", type=_positive_int, default=None, help="worker processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=None, help="worker processes (default: all cores)"
+    )
     p.set_defaults(run=_run_eval)
 
 
@@ -103,7 +105,112 @@ def _run_eval_vim(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_eval, _add_eval_vim)
+# ---------------------------------------------------------------------------------------- synth
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text}") from None
+    if width < 8 or height < 8:
+        raise argparse.ArgumentTypeError(f"frames of {text} are too small (8x8 at least)")
+    return width, height
+
+
+def _int_range(text: str) -> tuple[int, int]:
+    try:
+        low, _, high = text.partition("-")
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX or N, got {text}") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= MIN <= MAX, got {text}")
+    return bounds
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
+
+
+def _add_synth(subparsers: argparse._SubParsersAction) -> None:
+    from dataclasses import fields
+
+    from vidmatte.data.guidance import SegmenterErrors
+
+    p = subparsers.add_parser(
+        "synth",
+        help="generate synthetic video matting clips (articulated figures with hair over moving backgrounds)",
+        description="Write synthetic clips with exact ground truth in the VM benchmark layout "
+        "(<subset>/<clip>/{com,pha,fgr,bgr}/) or the VIM50 layout (<clip>/com/, <clip>/pha/<instance>/, "
+        "tg_masks/, re_masks/), plus guidance masks with simulated segmenter errors as a YouTube-VIS "
+        "result file and metadata.json. The same seed gives the same data.",
+    )
+    p.add_argument("--layout", choices=("vm", "vim"), default="vm", help="output layout (default: vm)")
+    p.add_argument("--clips", type=_positive_int, default=10, help="number of clips (default: 10)")
+    p.add_argument("--frames", type=_positive_int, default=50, help="frames per clip (default: 50)")
+    p.add_argument(
+        "--size", type=_size, default=(512, 288), metavar="WxH", help="frame size (default: 512x288)"
+    )
+    p.add_argument(
+        "--instances",
+        type=_int_range,
+        default=None,
+        metavar="MIN-MAX",
+        help="figures per clip (default: 1 for vm, 2-4 for vim)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--camera-motion", type=_probability, default=0.5, help="probability of a moving camera")
+    p.add_argument(
+        "--lookalike",
+        type=_probability,
+        default=0.25,
+        help="probability of a background in the figures' colours",
+    )
+    p.add_argument("--no-mask-errors", action="store_true", help="guidance masks without segmenter errors")
+    for f in fields(SegmenterErrors):
+        p.add_argument(
+            f"--mask-{f.name.replace('_', '-')}",
+            dest=f"mask_{f.name}",
+            type=type(f.default),
+            default=None,
+            help=f"segmenter error model: {f.name} (default: {f.default})",
+        )
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from dataclasses import fields, replace
+
+    from tqdm import tqdm
+
+    from vidmatte.data.guidance import SegmenterErrors
+    from vidmatte.data.synthesize import write_synthetic_set
+    from vidmatte.data.synthetic import ClipSpec
+
+    errors = SegmenterErrors.none() if args.no_mask_errors else SegmenterErrors()
+    overrides = {f.name: getattr(args, f"mask_{f.name}") for f in fields(SegmenterErrors)}
+    errors = replace(errors, **{k: v for k, v in overrides.items() if v is not None})
+    instances = args.instances or ((1, 1) if args.layout == "vm" else (2, 4))
+    spec = ClipSpec(
+        frames=args.frames,
+        width=args.size[0],
+        height=args.size[1],
+        instances=instances,
+        camera_motion=args.camera_motion,
+        lookalike=args.lookalike,
+    )
+    with tqdm(total=args.clips, unit="clip", desc="synth") as bar:
+        write_synthetic_set(
+            args.out, args.layout, args.clips, spec, args.seed, errors, lambda _: bar.update()
+        )
+    print(f"wrote {args.clips} clips to {args.out}")
+    return 0
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_eval, _add_eval_vim, _add_synth)
 
 
 def build_parser() -> argparse.ArgumentParser:
