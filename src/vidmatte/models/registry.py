@@ -13,7 +13,14 @@ from torch import nn
 from vidmatte.errors import VidmatteError
 
 # name -> "module:factory". Paper-faithful configurations first, then smaller ones for CPU.
-MODEL_FACTORIES: dict[str, str] = {}
+MODEL_FACTORIES: dict[str, str] = {
+    "adam-mnv2": "vidmatte.models.adam.factory:adam_mnv2",
+    "adam-small": "vidmatte.models.adam.factory:adam_small",
+    "adam-tiny": "vidmatte.models.adam.factory:adam_tiny",
+    "msgvim-r34": "vidmatte.models.msgvim.factory:msgvim_r34",
+    "msgvim-small": "vidmatte.models.msgvim.factory:msgvim_small",
+    "msgvim-tiny": "vidmatte.models.msgvim.factory:msgvim_tiny",
+}
 
 
 def available_models() -> list[str]:

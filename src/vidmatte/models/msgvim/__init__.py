@@ -1,0 +1,1 @@
+"""MSG-VIM: mask-sequence-guided video instance matting (Li et al., WACV 2024)."""
