@@ -1,0 +1,187 @@
+"""AdaM inference: an online session (one frame in, one matte out) and bi-directional offline matting.
+
+Online, :class:`AdamSession` keeps the video's :class:`~vidmatte.models.adam.memory.MemoryBank`
+between calls to :meth:`AdamSession.step`; the bank is bounded (frame 0 plus ``N`` recent frames),
+so a session runs over any length of video in constant memory. The first frame's mask comes from
+a :class:`FirstFrameSegmentor`: a mask supplied by the user (:class:`GivenMask`), the model's own
+mask head (:class:`OwnMaskHead`, the default) or any callable with the same signature.
+
+Offline, :func:`matte_bidirectional` runs a forward pass to gather the Fg/Bg memory, then a pass
+in reverse time starting from that memory (supplementary section 4.3: no retraining needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vidmatte.errors import VidmatteError
+from vidmatte.models.adam.memory import MemoryBank
+from vidmatte.models.adam.model import AdamModel
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class FirstFrameSegmentor(Protocol):
+    """Anything that gives the first frame's foreground mask."""
+
+    def __call__(self, frame: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, 1, H, W)`` foreground probability in ``[0, 1]``."""
+        ...
+
+
+class GivenMask:
+    """The segmentor for a mask the user already has (a PNG, an RLE, a segmenter run elsewhere).
+
+    Args:
+        mask: ``(H, W)`` bool/uint8 (nonzero is foreground, or 0..255 for uint8) array or float
+            tensor in ``[0, 1]``; ``(1, H, W)`` and ``(B, 1, H, W)`` tensors are accepted too.
+        source: where the mask came from (a file path), to start error messages with.
+    """
+
+    def __init__(self, mask: np.ndarray | Tensor, source: str = "first-frame mask") -> None:
+        self.source = source
+        if isinstance(mask, np.ndarray):
+            scale = 255.0 if mask.dtype == np.uint8 else 1.0
+            mask = torch.from_numpy(mask.astype(np.float32) / scale)
+        while mask.dim() < 4:
+            mask = mask.unsqueeze(0)
+        self.mask = mask.float()
+
+    def __call__(self, frame: Tensor) -> Tensor:
+        """The stored mask, on the frame's device, after checking that it fits the frame."""
+        if self.mask.shape[-2:] != frame.shape[-2:]:
+            size = "x".join(str(s) for s in reversed(self.mask.shape[-2:]))
+            expected = "x".join(str(s) for s in reversed(frame.shape[-2:]))
+            raise VidmatteError(f"{self.source}: mask size {size} does not fit frames of {expected}")
+        return self.mask.to(frame.device).expand(frame.shape[0], -1, -1, -1)
+
+
+class OwnMaskHead:
+    """The model's Fg/Bg mask head run on the first frame without memory (trained in stage 1)."""
+
+    def __init__(self, model: AdamModel, downsample_ratio: float | None = None) -> None:
+        self.model = model
+        self.downsample_ratio = downsample_ratio
+
+    def __call__(self, frame: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` -> ``(B, 1, H, W)`` foreground probability."""
+        return self.model.segment(frame, self.downsample_ratio)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast context for ``precision`` (``fp32``: none; ``bf16`` on CPU or GPU; ``fp16`` on GPU)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+def as_frame(frame: np.ndarray | Tensor) -> Tensor:
+    """A frame as the model takes it, ``(B, 3, H, W)`` float in ``[0, 1]``.
+
+    Accepts an ``(H, W, 3)`` uint8 array or a ``(3, H, W)`` / ``(B, 3, H, W)`` float tensor in ``[0, 1]``.
+    """
+    if isinstance(frame, np.ndarray):
+        frame = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0
+    return frame.unsqueeze(0) if frame.dim() == 3 else frame
+
+
+class AdamSession:
+    """Online AdaM matting of one video, frame by frame.
+
+    Args:
+        model: an :class:`AdamModel` (put in eval mode by the session).
+        first_mask: the first frame's mask (see :class:`GivenMask`); ``None`` uses ``segmentor``.
+        segmentor: the first-frame segmentor when ``first_mask`` is ``None``; default
+            :class:`OwnMaskHead`.
+        downsample_ratio: network resolution relative to the frames; ``None`` picks it so that the
+            long side is about 512 pixels (HD frames then go through the guided filter).
+        precision: ``"fp32"``, ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU autocast).
+
+    Example:
+        >>> session = AdamSession(build_model("adam-tiny"))  # doctest: +SKIP
+        >>> alpha, foreground = session.step(frame)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: AdamModel,
+        first_mask: np.ndarray | Tensor | None = None,
+        segmentor: FirstFrameSegmentor | None = None,
+        downsample_ratio: float | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.downsample_ratio = downsample_ratio
+        self.precision = precision
+        autocast(self.device, precision)  # validates the precision now rather than at the first frame
+        if first_mask is not None:
+            segmentor = GivenMask(first_mask)
+        self.segmentor: FirstFrameSegmentor = segmentor or OwnMaskHead(model, downsample_ratio)
+        self.memory: MemoryBank = model.empty_memory()
+
+    @torch.inference_mode()
+    def step(self, frame: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
+        """Matte the next frame.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 array, or ``(3, H, W)`` / ``(B, 3, H, W)`` float tensor in ``[0, 1]``.
+
+        Returns:
+            ``(alpha, foreground)``: ``(B, 1, H, W)`` and ``(B, 3, H, W)`` float32 in ``[0, 1]``.
+        """
+        image = as_frame(frame).to(self.device)
+        with autocast(self.device, self.precision):
+            first_mask = self.segmentor(image) if len(self.memory) == 0 else None
+            output, self.memory = self.model(
+                image, self.memory, first_mask=first_mask, downsample_ratio=self.downsample_ratio
+            )
+        return output.alpha.float(), output.foreground.float()
+
+
+def matte_bidirectional(
+    model: AdamModel,
+    frames: Sequence[np.ndarray | Tensor],
+    first_mask: np.ndarray | Tensor | None = None,
+    segmentor: FirstFrameSegmentor | None = None,
+    downsample_ratio: float | None = None,
+    precision: str = "fp32",
+    average: bool = False,
+) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """Offline AdaM: a forward pass gathers memory, a reverse pass starting from it gives the result.
+
+    ``frames`` is read twice, by index, so it can be a lazy sequence (e.g. one that decodes image
+    files on access) and memory stays bounded. With ``average=True`` the forward pass's mattes are
+    kept (as float16) to be averaged with the reverse pass's, which costs memory linear in the
+    number of frames.
+
+    Args:
+        model, first_mask, segmentor, downsample_ratio, precision: as for :class:`AdamSession`.
+        frames: the clip, each frame as :meth:`AdamSession.step` accepts it.
+        average: yield the mean of the forward and reverse passes instead of the reverse pass.
+
+    Yields:
+        ``(t, alpha, foreground)`` for ``t = T - 1, ..., 0`` (reverse time order), shaped and
+        ranged as :meth:`AdamSession.step` returns them.
+    """
+    session = AdamSession(model, first_mask, segmentor, downsample_ratio, precision)
+    forward: list[tuple[Tensor, Tensor]] = []
+    for frame in frames:
+        alpha, foreground = session.step(frame)
+        if average:
+            forward.append((alpha.half(), foreground.half()))
+    for t in reversed(range(len(frames))):
+        alpha, foreground = session.step(frames[t])
+        if average:
+            alpha = (alpha + forward[t][0].float()) / 2
+            foreground = (foreground + forward[t][1].float()) / 2
+        yield t, alpha, foreground

@@ -1,0 +1,119 @@
+"""AdaM's decoder Ψ: four upscaling blocks and two output blocks (supplementary section 2.1).
+
+Upscaling block: concatenate the previous output with the skip feature of the same scale,
+``3x3 conv + BN + ReLU``, ``3x3 conv``, bilinear 2x upsampling; the paper's widths are 256, 128,
+128 and 32 at 1/16, 1/8, 1/4 and 1/2. The block at 1/16 has no skip: its input ``Z'`` already
+carries the frame's own feature through the transformer's residual connections.
+
+First output block, on the 1/4 feature after the second upscaling block: two parallel 3x3 convs
+give the Fg/Bg logits ``m_p`` (2 channels, background then foreground) and the coarse alpha
+``α^c``. Second output block, at full resolution after the fourth: the feature concatenated with
+the input image (decision: gives the last layers the pixel detail), two ``3x3 conv + BN + ReLU``
+layers, then a 3x3 conv to the fine alpha ``α^f`` and a foreground residual added to the image
+(decision, as RVM: users need the foreground colour to composite). Both alphas go through a sigmoid
+(decision: unlike a clamp it passes a gradient everywhere, so no pixel is stuck early in training).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class DecoderOutput(NamedTuple):
+    """Decoder outputs at the network's (padded) input size ``H x W``.
+
+    Attributes:
+        mask_logits: ``(B, 2, H/4, W/4)`` Fg/Bg logits ``m_p`` (channel 1 is foreground).
+        coarse_alpha: ``(B, 1, H/4, W/4)`` coarse alpha ``α^c`` in ``[0, 1]``.
+        alpha: ``(B, 1, H, W)`` fine alpha ``α^f`` in ``[0, 1]``.
+        foreground: ``(B, 3, H, W)`` foreground RGB in ``[0, 1]``.
+        hidden: ``(B, C, H, W)`` last hidden feature (the guided filter's input for HD).
+    """
+
+    mask_logits: Tensor
+    coarse_alpha: Tensor
+    alpha: Tensor
+    foreground: Tensor
+    hidden: Tensor
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """``3x3 conv (no bias) -> BatchNorm2d -> ReLU``."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UpscalingBlock(nn.Module):
+    """``[x, skip] -> 3x3 conv + BN + ReLU -> 3x3 conv -> bilinear 2x``."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.fuse = conv_bn_relu(in_channels + skip_channels, out_channels)
+        self.conv = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        """``(B, C_in, h, w)`` (+ skip ``(B, C_skip, h, w)``) -> ``(B, C_out, 2h, 2w)``."""
+        if skip is not None:
+            x = torch.cat([x, skip], 1)
+        return F.interpolate(self.conv(self.fuse(x)), scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class AdamDecoder(nn.Module):
+    """Decoder Ψ.
+
+    Args:
+        dim: channels of the propagated feature ``Z'`` at 1/16.
+        skip_channels: channels of the encoder's features at 1/8, 1/4 and 1/2, in that order.
+        channels: widths of the four upscaling blocks at 1/16, 1/8, 1/4 and 1/2 (paper: 256, 128,
+            128, 32).
+        output_channels: width of the second output block's two layers at full resolution.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        skip_channels: tuple[int, int, int],
+        channels: tuple[int, int, int, int],
+        output_channels: int,
+    ) -> None:
+        super().__init__()
+        c16, c8, c4, c2 = channels
+        s8, s4, s2 = skip_channels
+        self.up16 = UpscalingBlock(dim, 0, c16)
+        self.up8 = UpscalingBlock(c16, s8, c8)
+        self.up4 = UpscalingBlock(c8, s4, c4)
+        self.up2 = UpscalingBlock(c4, s2, c2)
+        self.mask_head = nn.Conv2d(c8, 2, 3, padding=1)
+        self.coarse_head = nn.Conv2d(c8, 1, 3, padding=1)
+        self.refine = nn.Sequential(
+            conv_bn_relu(c2 + 3, output_channels), conv_bn_relu(output_channels, output_channels)
+        )
+        self.fine_head = nn.Conv2d(output_channels, 4, 3, padding=1)
+
+    def forward(self, z: Tensor, skips: tuple[Tensor, Tensor, Tensor], image: Tensor) -> DecoderOutput:
+        """Decode a frame.
+
+        Args:
+            z: ``(B, dim, H/16, W/16)`` propagated feature ``Z'``.
+            skips: encoder features ``(f_1/2, f_1/4, f_1/8)``.
+            image: ``(B, 3, H, W)`` RGB in ``[0, 1]``.
+
+        Returns:
+            :class:`DecoderOutput`.
+        """
+        f2, f4, f8 = skips
+        x = self.up8(self.up16(z), f8)
+        mask_logits = self.mask_head(x)
+        coarse_alpha = self.coarse_head(x).sigmoid()
+        hidden = self.refine(torch.cat([self.up2(self.up4(x, f4), f2), image], 1))
+        fine = self.fine_head(hidden)
+        alpha = fine[:, :1].sigmoid()
+        foreground = (fine[:, 1:] + image).clamp(0, 1)
+        return DecoderOutput(mask_logits, coarse_alpha, alpha, foreground, hidden)

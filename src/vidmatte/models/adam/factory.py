@@ -1,0 +1,96 @@
+"""Named AdaM configurations, built from a typed :class:`AdamConfig`.
+
+``adam-mnv2`` is the paper's model (MobileNetV2 width 1.0, 256-d three-layer transformer,
+decoder widths 256/128/128/32); ``adam-small`` is the size we train on CPU for the shipped
+weights; ``adam-tiny`` exists for tests and quick experiments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from vidmatte.models.adam.decoder import AdamDecoder
+from vidmatte.models.adam.embedding import FgBgEmbedding
+from vidmatte.models.adam.encoder import AdamEncoder
+from vidmatte.models.adam.guided_filter import DeepGuidedFilter
+from vidmatte.models.adam.memory import DEFAULT_CAPACITY
+from vidmatte.models.adam.model import AdamModel
+from vidmatte.models.adam.projection import QKVProjection
+from vidmatte.models.adam.transformer import FgBgStructuringTransformer
+from vidmatte.models.backbones.mobilenetv2 import MobileNetV2
+
+
+@dataclass(frozen=True)
+class AdamConfig:
+    """Hyper-parameters of one AdaM configuration.
+
+    Attributes:
+        width_mult: MobileNetV2 channel multiplier.
+        last_channels: channels of MobileNetV2's final 1x1 convolution.
+        dim: transformer width (channels of ``Z``, ``Q``, ``K``, ``V``).
+        heads: attention heads.
+        mlp_dim: hidden width of the transformer's MLPs (decision: 4 x dim, as ViT).
+        layers: transformer layers.
+        decoder_channels: upscaling block widths at 1/16, 1/8, 1/4, 1/2.
+        output_channels: width of the full-resolution output block.
+        refiner_width: width of the guided filter's 1x1 convolutions.
+        memory_capacity: short-term memory size ``N``.
+    """
+
+    width_mult: float = 1.0
+    last_channels: int = 1280
+    dim: int = 256
+    heads: int = 8
+    mlp_dim: int = 1024
+    layers: int = 3
+    decoder_channels: tuple[int, int, int, int] = (256, 128, 128, 32)
+    output_channels: int = 16
+    refiner_width: int = 16
+    memory_capacity: int = DEFAULT_CAPACITY
+
+
+ADAM_MNV2 = AdamConfig()
+ADAM_SMALL = AdamConfig(
+    width_mult=0.5, last_channels=320, dim=128, heads=4, mlp_dim=256, decoder_channels=(128, 64, 48, 16)
+)
+ADAM_TINY = AdamConfig(
+    width_mult=0.25,
+    last_channels=64,
+    dim=32,
+    heads=2,
+    mlp_dim=64,
+    decoder_channels=(32, 16, 16, 8),
+    output_channels=8,
+    refiner_width=8,
+)
+
+
+def build_adam(config: AdamConfig) -> AdamModel:
+    """Assemble an :class:`AdamModel` with fresh weights from ``config``."""
+    backbone = MobileNetV2(config.width_mult, config.last_channels)
+    encoder = AdamEncoder(backbone, config.dim)
+    f2, f4, f8 = encoder.skip_channels
+    return AdamModel(
+        encoder=encoder,
+        projection=QKVProjection(config.dim),
+        embedding=FgBgEmbedding(config.dim),
+        transformer=FgBgStructuringTransformer(config.dim, config.heads, config.mlp_dim, config.layers),
+        decoder=AdamDecoder(config.dim, (f8, f4, f2), config.decoder_channels, config.output_channels),
+        refiner=DeepGuidedFilter(config.output_channels, config.refiner_width),
+        memory_capacity=config.memory_capacity,
+    )
+
+
+def adam_mnv2(**overrides) -> AdamModel:
+    """The paper-faithful configuration; ``overrides`` replace :class:`AdamConfig` fields."""
+    return build_adam(replace(ADAM_MNV2, **overrides))
+
+
+def adam_small(**overrides) -> AdamModel:
+    """The CPU-trainable configuration of the shipped weights."""
+    return build_adam(replace(ADAM_SMALL, **overrides))
+
+
+def adam_tiny(**overrides) -> AdamModel:
+    """A tiny configuration for tests."""
+    return build_adam(replace(ADAM_TINY, **overrides))

@@ -1,0 +1,1 @@
+"""Feature extractors shared by the matting networks."""

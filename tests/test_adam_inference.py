@@ -1,0 +1,118 @@
+"""AdaM online session and bi-directional offline inference."""
+
+import numpy as np
+import pytest
+import torch
+
+from vidmatte import build_model
+from vidmatte.errors import VidmatteError
+from vidmatte.inference.adam import AdamSession, GivenMask, matte_bidirectional
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("adam-tiny").eval()
+
+
+def frames(length=6, height=64, width=64, seed=0):
+    return list(torch.rand(length, 3, height, width, generator=torch.Generator().manual_seed(seed)))
+
+
+def run(session, clip):
+    return [session.step(frame) for frame in clip]
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_over_100_frames(model):
+    session = AdamSession(model)
+    for frame in frames(100):
+        alpha, foreground = session.step(frame)
+        assert len(session.memory) <= 1 + model.memory_capacity
+    assert len(session.memory) == 1 + model.memory_capacity
+    assert alpha.shape == (1, 1, 64, 64) and foreground.shape == (1, 3, 64, 64)
+
+
+def test_online_output_does_not_depend_on_later_frames(model):
+    clip = frames(6)
+    changed = clip[:3] + frames(3, seed=1)
+    original, altered = run(AdamSession(model), clip), run(AdamSession(model), changed)
+    for t in range(3):
+        assert torch.equal(original[t][0], altered[t][0]) and torch.equal(original[t][1], altered[t][1])
+    assert not torch.equal(original[3][0], altered[3][0])
+
+
+def test_session_equals_the_model_on_the_whole_clip(model):
+    clip = frames(4)
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[16:48, 20:40] = 255
+    stepped = run(AdamSession(model, first_mask=mask), clip)
+    with torch.no_grad():
+        whole, _ = model(
+            torch.stack(clip)[None], first_mask=torch.from_numpy(mask / 255.0).float()[None, None]
+        )
+    torch.testing.assert_close(torch.cat([a for a, _ in stepped]), whole.alpha[0], atol=1e-5, rtol=1e-4)
+
+
+def test_segmentor_is_called_once_on_the_first_frame(model):
+    calls = []
+
+    def segmentor(frame):
+        calls.append(frame.shape)
+        return torch.ones(frame.shape[0], 1, *frame.shape[-2:])
+
+    run(AdamSession(model, segmentor=segmentor), frames(3, 40, 56))
+    assert calls == [(1, 3, 40, 56)]
+
+
+def test_own_mask_head_is_the_default_segmentor(model):
+    clip = frames(2)
+    default = run(AdamSession(model), clip)
+    with torch.no_grad():
+        own_mask = model.segment(clip[0][None])
+    explicit = run(AdamSession(model, first_mask=own_mask), clip)
+    assert own_mask.shape == (1, 1, 64, 64) and own_mask.min() >= 0 and own_mask.max() <= 1
+    for (a, _), (b, _) in zip(default, explicit, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=0)
+
+
+def test_uint8_frames_and_hd_auto_downsampling(model):
+    frame = (np.random.default_rng(0).random((600, 1000, 3)) * 255).astype(np.uint8)
+    session = AdamSession(model)
+    alpha, foreground = session.step(frame)
+    assert alpha.shape == (1, 1, 600, 1000) and foreground.shape == (1, 3, 600, 1000)
+    assert alpha.dtype == torch.float32 and alpha.min() >= 0 and alpha.max() <= 1
+    assert session.memory.long_term.key.shape[1] == (320 // 16) * (512 // 16)
+
+
+def test_bfloat16_session_is_finite_and_close(model):
+    clip = frames(3)
+    reference = run(AdamSession(model), clip)
+    low = run(AdamSession(model, precision="bf16"), clip)
+    for (a, _), (b, _) in zip(reference, low, strict=True):
+        assert b.dtype == torch.float32 and torch.isfinite(b).all()
+        assert (a - b).abs().mean() < 0.05
+
+
+def test_mask_of_the_wrong_size_is_reported():
+    with pytest.raises(VidmatteError, match=r"^masks/0000.png: mask size 10x8 does not fit frames of 64x64"):
+        GivenMask(np.zeros((8, 10), bool), source="masks/0000.png")(torch.zeros(1, 3, 64, 64))
+
+
+def test_unknown_precision_is_rejected(model):
+    with pytest.raises(ValueError, match="precision"):
+        AdamSession(model, precision="int8")
+
+
+def test_bidirectional_runs_in_reverse_and_differs_from_online(model):
+    clip = frames(5)
+    online = run(AdamSession(model), clip)
+    reverse = list(matte_bidirectional(model, clip))
+    assert [t for t, _, _ in reverse] == [4, 3, 2, 1, 0]
+    for t, alpha, foreground in reverse:
+        assert alpha.shape == online[t][0].shape and torch.isfinite(alpha).all()
+        assert foreground.min() >= 0 and foreground.max() <= 1
+    assert any(not torch.equal(alpha, online[t][0]) for t, alpha, _ in reverse)
+    averaged = {t: alpha for t, alpha, _ in matte_bidirectional(model, clip, average=True)}
+    for t, alpha, _ in reverse:
+        torch.testing.assert_close(averaged[t], (alpha + online[t][0]) / 2, atol=1e-3, rtol=0)
