@@ -14,6 +14,7 @@ a bad layout raises :class:`~vidmatte.errors.VidmatteError` naming the folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,9 @@ class VMClipFiles:
 
     def read(self) -> dict[str, np.ndarray]:
         """Load every folder: ``pha`` as ``(T, H, W)``, the others ``(T, H, W, 3)``, float32 in [0, 1]."""
+        size = read_alpha(self.files["com"][0]).shape
         return {
-            kind: np.stack([read_alpha(p) if kind == "pha" else read_rgb(p) for p in paths])
+            kind: read_frames(paths, read_alpha if kind == "pha" else read_rgb, size)
             for kind, paths in self.files.items()
         }
 
@@ -133,9 +135,10 @@ class VIMClipFiles:
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """``com (T, H, W, 3)`` and ``alphas (N, T, H, W)``, float32 in [0, 1]."""
-        com = np.stack([read_rgb(p) for p in self.com])
-        alphas = np.stack([np.stack([read_alpha(p) for p in paths]) for paths in self.instances.values()])
-        _check_sizes(self.folder, com.shape[1:3], alphas.shape[2:4], "pha")
+        com = read_frames(self.com, read_rgb)
+        alphas = np.stack(
+            [read_frames(paths, read_alpha, com.shape[1:3]) for paths in self.instances.values()]
+        )
         return com, alphas
 
 
@@ -236,9 +239,24 @@ def _check_same_frames(folder: Path, files: dict[str, list[Path]]) -> None:
             )
 
 
-def _check_sizes(folder: Path, expected: tuple[int, ...], found: tuple[int, ...], kind: str) -> None:
-    if tuple(expected) != tuple(found):
-        raise VidmatteError(
-            f"{folder / kind}: frames of {found[1]}x{found[0]} differ from the composite's "
-            f"{expected[1]}x{expected[0]}"
-        )
+def read_frames(
+    paths: list[Path], reader: Callable[[Path], np.ndarray], size: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """Read frames with ``reader`` and stack them, checking that all have the same size.
+
+    Args:
+        size: the expected ``(H, W)``; by default the first frame's.
+
+    Raises:
+        VidmatteError: a frame of another size, naming it.
+    """
+    frames = []
+    for path in paths:
+        frame = reader(path)
+        size = size or frame.shape[:2]
+        if frame.shape[:2] != tuple(size):
+            raise VidmatteError(
+                f"{path}: size {frame.shape[1]}x{frame.shape[0]} differs from the clip's {size[1]}x{size[0]}"
+            )
+        frames.append(frame)
+    return np.stack(frames)

@@ -21,7 +21,9 @@ from vidmatte.data.texture import Material, random_colour, sample_cloth, shade_m
 
 SHUTTER = 0.5  # exposure as a fraction of the frame interval (a 180 degree shutter)
 _BLUR_STEP = 1.5  # one extra shutter sample per this many pixels a part moves during exposure
-_MAX_BLUR_SAMPLES = 6
+# instants of the exposure at which a blurred part is sampled: 3 or all 5 of these, so that the
+# poses computed for one part serve the others
+_SHUTTER_OFFSETS = tuple(float(o) for o in np.linspace(-SHUTTER / 2, SHUTTER / 2, 5))
 
 SKIN_TONES = np.array(
     [[0.96, 0.80, 0.69], [0.91, 0.72, 0.58], [0.80, 0.59, 0.45], [0.62, 0.43, 0.30], [0.40, 0.26, 0.18]],
@@ -339,10 +341,6 @@ def _veil(fig: FigureParams, pose: Pose) -> Part:
     )
 
 
-def _head_velocity(fig: FigureParams, t: float) -> float:
-    return float(pose_at(fig, t + 0.5).head[0] - pose_at(fig, t - 0.5).head[0])
-
-
 def render_figure(
     fig: FigureParams, t: float, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray, Window]:
@@ -353,12 +351,15 @@ def render_figure(
         the part of the frame the figure can touch (empty if it is off screen).
     """
     pose = pose_at(fig, t)
+    shifted: dict[float, Pose] = {0.0: pose}  # shutter offset -> parts, computed on demand
     veil = _veil(fig, pose)
     parts = [*pose.parts, veil] if fig.veil else pose.parts
     hair_points = None
     anchors = [np.concatenate([p.shape.extent()[0] for p in parts])]
     if fig.hair is not None:
-        sway = float(np.clip(0.35 * _head_velocity(fig, t) / (0.015 * fig.height), -0.8, 0.8))
+        early, late = (_pose(fig, shifted, o, t) for o in (_SHUTTER_OFFSETS[0], _SHUTTER_OFFSETS[-1]))
+        head_velocity = (late.head[0] - early.head[0]) / SHUTTER
+        sway = float(np.clip(0.35 * head_velocity / (0.015 * fig.height), -0.8, 0.8))
         sway += 0.08 * np.sin(0.15 * t + fig.phase)
         hair_points = strand_points(fig.hair, pose.head, pose.head_radii, pose.head_angle, fig.height, sway)
         anchors.append(hair_points[0])
@@ -367,7 +368,6 @@ def render_figure(
     premultiplied = np.zeros((*alpha.shape, 3), np.float32)
     if window.empty:
         return alpha, premultiplied, window
-    shifted: dict[float, list[Part]] = {}  # shutter offset -> parts, computed on demand
     for index, part in enumerate(pose.parts):
         _draw_part(fig, pose, part, _blur_samples(fig, shifted, part, t, index), window, alpha, premultiplied)
     if hair_points is not None:
@@ -379,17 +379,18 @@ def render_figure(
 
 
 def _blur_samples(
-    fig: FigureParams, shifted: dict[float, list[Part]], part: Part, t: float, index: int
+    fig: FigureParams, shifted: dict[float, Pose], part: Part, t: float, index: int
 ) -> list[Part]:
     """The part at several instants of the exposure, as many as its motion needs (itself if still)."""
     if not part.blur:
         return [part]
-    first = _part(fig, shifted, -SHUTTER / 2, t, index).shape.extent()[0]
-    last = _part(fig, shifted, SHUTTER / 2, t, index).shape.extent()[0]
-    count = int(np.clip(np.ceil(np.abs(first - last).max() / _BLUR_STEP), 1, _MAX_BLUR_SAMPLES))
-    if count == 1:
+    first = _pose(fig, shifted, _SHUTTER_OFFSETS[0], t).parts[index].shape.extent()[0]
+    last = _pose(fig, shifted, _SHUTTER_OFFSETS[-1], t).parts[index].shape.extent()[0]
+    moved = np.abs(first - last).max()
+    if moved <= _BLUR_STEP:
         return [part]
-    return [_part(fig, shifted, float(o), t, index) for o in np.linspace(-SHUTTER / 2, SHUTTER / 2, count)]
+    offsets = _SHUTTER_OFFSETS[::2] if moved <= 3 * _BLUR_STEP else _SHUTTER_OFFSETS
+    return [_pose(fig, shifted, o, t).parts[index] for o in offsets]
 
 
 def _draw_part(
@@ -423,8 +424,7 @@ def _draw_part(
     over(alpha[region], premultiplied[region], cover, colour)
 
 
-def _part(fig: FigureParams, cache: dict[float, list[Part]], offset: float, t: float, index: int) -> Part:
+def _pose(fig: FigureParams, cache: dict[float, Pose], offset: float, t: float) -> Pose:
     if offset not in cache:
-        pose = pose_at(fig, t + offset)
-        cache[offset] = pose.parts
-    return cache[offset][index]
+        cache[offset] = pose_at(fig, t + offset)
+    return cache[offset]

@@ -107,9 +107,10 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
             start_x = x_meet - velocity[0] * meet
             direction = -direction
         else:
+            speed = rng.uniform(0.6, 1.0) * _MAX_SPEED * height
             enters = rng.random() < 0.5
             side = rng.choice([-1.0, 1.0])
-            edge = w_frame / 2 + side * (w_frame / 2 + (0.15 * height if enters else -0.2 * height))
+            edge = w_frame / 2 + side * (w_frame / 2 + (0.35 * height if enters else -0.15 * height))
             velocity = np.array([-side * speed if enters else side * speed, 0.0])
             start_x = edge if enters else edge - velocity[0] * frames * 0.5
         start = np.array([start_x, feet - _FEET * height])

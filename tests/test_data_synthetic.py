@@ -1,0 +1,129 @@
+"""The synthetic clip generator: determinism, ranges, the matting equation, soft edges, occlusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidmatte.data.background import render_background, sample_background
+from vidmatte.data.composite import composite, stack_layers
+from vidmatte.data.figure import render_figure, sample_figure
+from vidmatte.data.synthetic import ClipSpec, generate_clip
+
+TINY = ClipSpec(frames=4, width=64, height=48)
+
+
+@pytest.fixture(scope="module")
+def multi_clips() -> list:
+    spec = ClipSpec(frames=10, width=64, height=48, instances=(2, 3))
+    return [generate_clip(seed, spec) for seed in range(3)]
+
+
+def test_same_seed_same_clip_and_different_seed_different_clip() -> None:
+    first, again, other = generate_clip(7, TINY), generate_clip(7, TINY), generate_clip(8, TINY)
+    for name in ("com", "fgr", "bgr", "pha", "alphas"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+    assert not np.array_equal(first.com, other.com)
+
+
+def test_shapes_dtypes_and_ranges(multi_clips: list) -> None:
+    for clip in [generate_clip(1, TINY), *multi_clips]:
+        frames, height, width = clip.pha.shape
+        assert clip.com.shape == clip.fgr.shape == clip.bgr.shape == (frames, height, width, 3)
+        assert clip.alphas.shape[1:] == (frames, height, width)
+        for array in (clip.com, clip.fgr, clip.bgr, clip.pha, clip.alphas):
+            assert array.dtype == np.float32
+            assert array.min() >= 0.0 and array.max() <= 1.0
+
+
+def test_composite_is_the_matting_equation_and_alphas_sum_to_pha(multi_clips: list) -> None:
+    for clip in multi_clips:
+        a = clip.pha[..., None]
+        np.testing.assert_allclose(clip.com, clip.fgr * a + clip.bgr * (1 - a), atol=1e-5)
+        np.testing.assert_allclose(clip.alphas.sum(axis=0), clip.pha, atol=1e-5)
+
+
+def test_every_figure_has_at_least_five_percent_partial_alpha(multi_clips: list) -> None:
+    for clip in [generate_clip(seed, TINY) for seed in range(2)] + multi_clips:
+        for alpha in clip.alphas:
+            partial = ((alpha > 0) & (alpha < 1)).sum()
+            assert partial / max((alpha > 0).sum(), 1) >= 0.05
+
+
+def test_partial_alpha_holds_for_large_figures_too() -> None:
+    # at 512x288 the silhouette is a smaller share of a figure's pixels than at thumbnail size
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        figure = sample_figure(rng, 250.0, np.array([256.0, 150.0]), np.array([0.0, 0.0]))
+        alpha, _, _ = render_figure(figure, 3.0, 288, 512)
+        assert ((alpha > 0) & (alpha < 1)).sum() / (alpha > 0).sum() >= 0.05
+
+
+def test_figures_have_thin_strands_and_a_solid_body() -> None:
+    rng = np.random.default_rng(3)
+    figure = sample_figure(rng, 250.0, np.array([256.0, 150.0]), np.array([2.0, 0.0]))
+    alpha, colour, window = render_figure(figure, 0.0, 288, 512)
+    assert (alpha > 0.999).sum() > 2000  # an opaque torso, not a cloud
+    assert ((alpha > 0.02) & (alpha < 0.5)).sum() > 200  # faint strands and soft edges
+    assert colour.shape == (*alpha.shape, 3) and alpha.shape == (window.y1 - window.y0, window.x1 - window.x0)
+    assert colour[alpha > 0.999].std(axis=0).max() > 0.02  # textured, not flat
+
+
+def test_multi_instance_clips_occlude_and_move(multi_clips: list) -> None:
+    for clip in multi_clips:
+        assert clip.alphas.shape[0] in (2, 3)
+        assert (clip.hidden > 0.05).any()  # one figure passes behind another
+        centres = [
+            (alpha * np.arange(alpha.shape[-1])).sum(axis=(1, 2)) / np.maximum(alpha.sum(axis=(1, 2)), 1e-6)
+            for alpha in clip.alphas
+        ]
+        assert max(np.ptp(c) for c in centres) > 1.0  # someone walks
+
+
+def test_figures_enter_or_leave_the_frame_in_crowded_clips() -> None:
+    spec = ClipSpec(frames=40, width=64, height=36, instances=(4, 4))
+    clip = generate_clip(0, spec)
+    area = clip.alphas.sum(axis=(2, 3))
+    assert ((area < 0.5).any(axis=1) & (area > 1).any(axis=1)).any()
+
+
+def test_moving_camera_moves_the_background_and_static_camera_does_not_pan() -> None:
+    rng = np.random.default_rng(0)
+    moving = sample_background(rng, 48, 64, 20, moving=True)
+    still = sample_background(rng, 48, 64, 20, moving=False)
+    assert np.abs(moving.drift).sum() > 0 and np.abs(still.drift).sum() == 0
+    frame0, frame19 = (render_background(moving, t, 48, 64) for t in (0.0, 19.0))
+    assert frame0.shape == (48, 64, 3) and np.abs(frame0 - frame19).mean() > 0.005
+
+
+def test_lookalike_background_takes_the_foreground_palette() -> None:
+    palette = np.array([[0.9, 0.1, 0.1], [0.8, 0.2, 0.1], [0.7, 0.1, 0.2]], np.float32)
+    distances = []
+    for seed in range(4):
+        background = sample_background(np.random.default_rng(seed), 48, 64, 2, moving=False, palette=palette)
+        distances.append(np.abs(background.canvas.reshape(-1, 3).mean(0) / 255 - palette.mean(0)).mean())
+    assert np.mean(distances) < 0.2
+
+
+def test_stack_layers_matches_explicit_over() -> None:
+    rng = np.random.default_rng(0)
+    alphas = rng.random((2, 5, 6)).astype(np.float32)
+    colours = rng.random((2, 5, 6, 3)).astype(np.float32)
+    layered = stack_layers(alphas, colours)
+    a0, a1 = alphas
+    np.testing.assert_allclose(layered.visible[0], a0 * (1 - a1), atol=1e-6)
+    np.testing.assert_allclose(layered.visible[1], a1, atol=1e-6)
+    np.testing.assert_allclose(layered.pha, a1 + a0 * (1 - a1), atol=1e-6)
+    background = rng.random((5, 6, 3)).astype(np.float32)
+    expected = colours[1] * a1[..., None] + (
+        colours[0] * a0[..., None] + background * (1 - a0[..., None])
+    ) * (1 - a1[..., None])
+    np.testing.assert_allclose(composite(layered.fgr, layered.pha, background), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(frames=0), dict(width=4), dict(instances=(3, 2)), dict(instances=(0, 1))]
+)
+def test_clip_spec_rejects_impossible_requests(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        ClipSpec(**bad)
