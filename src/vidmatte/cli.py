@@ -210,7 +210,77 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_eval, _add_eval_vim, _add_synth)
+# ----------------------------------------------------------------------------------- matte-vim
+def _add_matte_vim(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "matte-vim",
+        help="video instance matting with MSG-VIM, guided by one mask sequence per instance",
+        description="Matte every instance of every clip of DATA (<clip>/com/<frame>.png, or one clip "
+        "folder) into OUT/<clip>/<instance>/<frame>.png. Guidance: PNG folders <masks>/<clip>/<instance>/"
+        "<frame>.png (VIM50 tg_masks, binarised at >= 128; a missing frame is an empty mask) or "
+        "YouTube-VIS result JSON. Baselines: --baseline guidance writes the masks themselves as alphas; "
+        "--chunk 1 runs MSG-VIM frame by frame.",
+    )
+    p.add_argument("--data", required=True, help="VIM50-style folder of clips, or one clip folder")
+    p.add_argument("--out", required=True, help="output root: <out>/<clip>/<instance>/<frame>.png")
+    guidance = p.add_mutually_exclusive_group(required=True)
+    guidance.add_argument("--masks", help="PNG guidance root, <masks>/<clip>/<instance>/<frame>.png")
+    guidance.add_argument("--ytvis", help="YouTube-VIS result JSON (one clip) or a folder of <clip>.json")
+    p.add_argument("--re-masks", help="PNG reference masks like --masks (default: union of the others)")
+    p.add_argument("--video-id", type=int, help="video of the --ytvis file to use when it holds several")
+    p.add_argument("--clips", nargs="+", help="process only these clips (default: all)")
+    p.add_argument("--baseline", choices=("guidance",), help="guidance: write the guidance masks as alphas")
+    p.add_argument("--model", default="msgvim-r34", help="named configuration (default: msgvim-r34)")
+    p.add_argument("--weights", help="safetensors weights of --model (required unless --baseline)")
+    p.add_argument(
+        "--chunk", type=_positive_int, default=10, help="frames per chunk (default 10; 1: frame by frame)"
+    )
+    p.add_argument("--carry-state", action="store_true", help="carry the temporal state across chunks")
+    p.add_argument("--normalise", action="store_true", help="keep the instances' alphas from summing past 1")
+    p.add_argument("--instance-batch", type=_positive_int, help="instances per forward pass (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.set_defaults(run=_run_matte_vim)
+
+
+def _run_matte_vim(args: argparse.Namespace) -> int:
+    import functools
+
+    from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, load_weights, matte_videos
+
+    if args.baseline == "guidance":
+        matter_for_clip = GuidanceAsAlpha
+    elif not args.weights:
+        raise VidmatteError("matte-vim needs --weights (or --baseline guidance)")
+    else:
+        from vidmatte.models.registry import build_model
+
+        model = load_weights(build_model(args.model), args.weights).to(args.device)
+        matter_for_clip = functools.partial(
+            MsgVimSession, model, args.carry_state, args.instance_batch, device=args.device
+        )
+    written = matte_videos(
+        args.data,
+        args.out,
+        matter_for_clip,
+        masks=args.masks,
+        ytvis=args.ytvis,
+        reference_masks=args.re_masks,
+        video_id=args.video_id,
+        clips=args.clips,
+        chunk_size=args.chunk,
+        normalise=args.normalise,
+    )
+    for clip, instances in written.items():
+        print(f"{clip}: {len(instances)} instances")
+    return 0
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_eval,
+    _add_eval_vim,
+    _add_synth,
+    _add_matte_vim,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

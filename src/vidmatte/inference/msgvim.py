@@ -1,0 +1,404 @@
+"""Chunked MSG-VIM inference: a video plus one mask sequence per instance -> one alpha sequence per instance.
+
+The video is split into chunks of ``t`` consecutive frames (default 10, the paper's setting; the last,
+shorter chunk is processed too). Within a chunk the instances are batched together (``instance_batch``
+at a time) and each gets its own temporal state, which is reset at every chunk as in the paper or
+carried over (``carry_state``). Guidance comes as PNG folders (VIM50: ``tg_masks/<clip>/<instance>/
+<frame>.png``, binarised at >= 128) or as YouTube-VIS tracks; the reference mask of an instance is the
+union of the other instances' masks unless reference folders (``re_masks``) are given.
+
+Outputs: ``<out>/<clip>/<instance>/<frame>.png``. With ``normalise`` the instances' alphas are scaled
+where they sum to more than 1 and truncated to 8 bits, so that the written values never sum past 255.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidmatte.errors import VidmatteError
+from vidmatte.io.frames import list_frames, read_rgb, to_u8, write_image
+from vidmatte.io.masks import Track, read_mask, read_ytvis_json
+from vidmatte.models.msgvim.model import SIZE_MULTIPLE, MsgVim
+from vidmatte.models.msgvim.temporal_guidance import TemporalState
+
+CHUNK_SIZE = 10  # frames per chunk (paper, table 9)
+MARGIN = 32  # reflect padding the reference adds around every frame before the network
+FRAMES_FOLDER = "com"  # VIM50: <clip>/com/<frame>.png
+
+
+class InstanceGuidance(Protocol):
+    """Per-instance guidance masks of one clip."""
+
+    names: list[str]
+
+    def masks(self, frame: int, stem: str, size: tuple[int, int]) -> np.ndarray:
+        """``(N, H, W)`` bool masks of every instance at frame index ``frame`` (file stem ``stem``)."""
+        ...
+
+
+class PngGuidance:
+    """Guidance from ``<root>/<instance>/<frame>.png`` (VIM50's ``tg_masks/<clip>`` or ``re_masks/<clip>``).
+
+    Frames are paired with the video's by file name without extension; a frame missing for an instance
+    is an empty mask (the VIM50 protocol), a mask file with no video frame of its name is refused.
+
+    Args:
+        root: the clip's guidance folder, one sub-folder per instance.
+        stems: the video's frame names without extension.
+        names: instance folders to read, in this order (default: all, sorted).
+    """
+
+    def __init__(
+        self, root: str | os.PathLike, stems: Sequence[str], names: Sequence[str] | None = None
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise VidmatteError(f"{root}: no such guidance folder")
+        self.names = (
+            list(names) if names is not None else sorted(p.name for p in root.iterdir() if p.is_dir())
+        )
+        if not self.names:
+            raise VidmatteError(f"{root}: no instance folder")
+        known = set(stems)
+        self._files: list[dict[str, Path]] = []
+        for name in self.names:
+            folder = root / name
+            files = {p.stem: p for p in list_frames(folder)} if folder.is_dir() else {}
+            stray = sorted(set(files) - known)
+            if stray:
+                raise VidmatteError(
+                    f"{files[stray[0]]}: no video frame named {stray[0]} ({len(stray)} such guidance frames; "
+                    f"the video has {len(stems)} frames)"
+                )
+            self._files.append(files)
+
+    def masks(self, frame: int, stem: str, size: tuple[int, int]) -> np.ndarray:
+        """``(N, H, W)`` bool; empty where an instance has no mask file for this frame."""
+        masks = np.zeros((len(self.names), *size), dtype=bool)
+        for index, files in enumerate(self._files):
+            if stem in files:
+                mask = read_mask(files[stem])
+                if mask.shape != tuple(size):
+                    raise VidmatteError(
+                        f"{files[stem]}: mask size {mask.shape[1]}x{mask.shape[0]} does not fit frames of "
+                        f"{size[1]}x{size[0]}"
+                    )
+                masks[index] = mask
+        return masks
+
+
+class TrackGuidance:
+    """Guidance from YouTube-VIS tracks; instance ``i`` is named by its position in the file (``"003"``).
+
+    Args:
+        tracks: the tracks of one video.
+        frame_count: the video's number of frames; a longer track is refused, a shorter one is empty
+            past its end.
+        source: a name for messages (the JSON file).
+    """
+
+    def __init__(self, tracks: Sequence[Track], frame_count: int, source: str = "tracks") -> None:
+        if not tracks:
+            raise VidmatteError(f"{source}: no track for this video")
+        for index, track in enumerate(tracks):
+            if len(track.segmentations) > frame_count:
+                raise VidmatteError(
+                    f"{source}: track {index} has {len(track.segmentations)} frames, the video {frame_count}"
+                )
+        self.names = [f"{index:03d}" for index in range(len(tracks))]
+        self._tracks = list(tracks)
+        self._source = source
+
+    def masks(self, frame: int, stem: str, size: tuple[int, int]) -> np.ndarray:
+        """``(N, H, W)`` bool; empty where a track has no segmentation."""
+        return np.stack(
+            [t.mask(frame, size, f"{self._source} track {i}") for i, t in enumerate(self._tracks)]
+        )
+
+
+def union_of_others(masks: np.ndarray) -> np.ndarray:
+    """Reference masks: for each instance the union of all the other instances' masks.
+
+    Args:
+        masks: ``(N, ...)`` bool.
+
+    Returns:
+        ``(N, ...)`` bool.
+
+    >>> union_of_others(np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1]], bool)).astype(int).tolist()
+    [[0, 1, 1], [1, 1, 1], [1, 1, 0]]
+    """
+    counts = masks.sum(axis=0, dtype=np.int32)
+    return (counts - masks) > 0
+
+
+def normalised_u8(alphas: np.ndarray) -> np.ndarray:
+    """Scale instances' alphas where they sum past 1, then truncate to 8 bits.
+
+    Truncation (not rounding) keeps the 8-bit sum of the instances at or below 255 everywhere.
+
+    Args:
+        alphas: ``(N, ...)`` float32 in [0, 1], one entry per instance.
+
+    Returns:
+        ``(N, ...)`` uint8.
+
+    >>> normalised_u8(np.array([[0.8], [0.6]], np.float32)).ravel().tolist()
+    [145, 109]
+    """
+    total = alphas.sum(axis=0, keepdims=True)
+    scaled = alphas / np.maximum(total, 1.0)
+    return np.floor(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+ChunkMatter = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``(rgb (t, H, W, 3) float32, targets (N, t, H, W) bool, references (N, t, H, W) bool) -> (N, t, H, W)
+float32 alphas in [0, 1]``."""
+
+
+class GuidanceAsAlpha:
+    """The baseline that scores the guidance masks themselves as alphas (a :data:`ChunkMatter`)."""
+
+    def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """``(N, t, H, W)`` bool targets -> the same as float32 0/1 alphas."""
+        return targets.astype(np.float32)
+
+
+def _pad(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """Pad ``(..., H, W)`` by ``margin`` on every side and then to multiples of 32 at the bottom and right.
+
+    Reflection as the reference does; replication where the frame is too small to reflect.
+    """
+    height, width = x.shape[-2:]
+    bottom = margin + (-(height + 2 * margin) % SIZE_MULTIPLE)
+    right = margin + (-(width + 2 * margin) % SIZE_MULTIPLE)
+    mode = "reflect" if max(margin, bottom) < height and max(margin, right) < width else "replicate"
+    flat = x.reshape(-1, 1, height, width)
+    padded = F.pad(flat, (margin, right, margin, bottom), mode=mode)
+    return padded.reshape(*x.shape[:-2], *padded.shape[-2:])
+
+
+@dataclass
+class MsgVimSession:
+    """Runs an MSG-VIM network on the chunks of one clip; holds the instances' temporal states.
+
+    Use a new session per clip. Calling it is a :data:`ChunkMatter`.
+
+    Args:
+        model: the network, in eval mode.
+        carry_state: pass each instance's temporal state from one chunk to the next (the paper
+            resets it at every chunk).
+        instance_batch: instances per forward pass (``None``: all of a chunk's instances at once).
+        margin: padding around each frame, as the reference.
+        device: where the network runs.
+    """
+
+    model: MsgVim
+    carry_state: bool = False
+    instance_batch: int | None = None
+    margin: int = MARGIN
+    device: torch.device | str = "cpu"
+
+    _states: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """Matte ``N`` instances over ``t`` frames: see :data:`ChunkMatter`."""
+        count, time, height, width = targets.shape
+        frames = _pad(torch.from_numpy(rgb).permute(0, 3, 1, 2), self.margin).to(self.device)
+        alphas = np.zeros((count, time, height, width), np.float32)
+        step = self.instance_batch or max(count, 1)
+        for start in range(0, count, step):
+            group = list(range(start, min(start + step, count)))
+            masks = torch.from_numpy(np.stack([targets[group], references[group]], axis=2)).float()
+            masks = _pad(masks, self.margin).to(self.device)
+            state = None
+            if self.carry_state and group[0] in self._states:
+                state = TemporalState(torch.cat([self._states[i] for i in group]))
+            out = self.model(
+                frames.expand(len(group), *frames.shape), masks[:, :, :1], masks[:, :, 1:], state
+            )
+            if self.carry_state:
+                self._states.update(zip(group, out.state.hidden.split(1), strict=True))
+            crop = out.alpha[:, :, 0, self.margin : self.margin + height, self.margin : self.margin + width]
+            alphas[group] = crop.float().cpu().numpy()
+        return alphas
+
+
+def matte_clip(
+    frames: Sequence[Path],
+    guidance: InstanceGuidance,
+    out_dir: str | os.PathLike,
+    matter: ChunkMatter,
+    chunk_size: int = CHUNK_SIZE,
+    reference_guidance: InstanceGuidance | None = None,
+    normalise: bool = False,
+) -> list[str]:
+    """Matte every instance of one clip and write ``<out_dir>/<instance>/<frame>.png``.
+
+    Args:
+        frames: the clip's frame files, in order.
+        guidance: the instances' target masks.
+        out_dir: the clip's output folder.
+        matter: what turns a chunk into alphas (an :class:`MsgVimSession`, or :class:`GuidanceAsAlpha`).
+        chunk_size: frames per chunk; the last chunk may be shorter.
+        reference_guidance: the instances' reference masks (same instance names); default: the union
+            of the other instances' target masks.
+        normalise: scale the instances' alphas so that they never sum past 1 (see :func:`normalised_u8`).
+
+    Returns:
+        The instance names written.
+
+    Raises:
+        VidmatteError: a frame or mask that cannot be read or does not fit.
+    """
+    if reference_guidance is not None and reference_guidance.names != guidance.names:
+        raise VidmatteError(
+            f"reference masks name instances {reference_guidance.names}, the target masks {guidance.names}"
+        )
+    out_dir = Path(out_dir)
+    for start in range(0, len(frames), chunk_size):
+        paths = frames[start : start + chunk_size]
+        rgb = np.stack([read_rgb(p) for p in paths])
+        if len({image.shape for image in rgb}) != 1:
+            raise VidmatteError(f"{paths[0].parent}: frames differ in size")
+        size = rgb.shape[1:3]
+        targets = np.stack([guidance.masks(start + i, p.stem, size) for i, p in enumerate(paths)], axis=1)
+        if reference_guidance is None:
+            references = union_of_others(targets)
+        else:
+            references = np.stack(
+                [reference_guidance.masks(start + i, p.stem, size) for i, p in enumerate(paths)], axis=1
+            )
+        alphas = matter(rgb, targets, references)
+        written = normalised_u8(alphas) if normalise else to_u8(alphas)
+        for index, name in enumerate(guidance.names):
+            for t, path in enumerate(paths):
+                write_image(out_dir / name / f"{path.stem}.png", written[index, t])
+    return guidance.names
+
+
+def clip_folders(data: str | os.PathLike) -> list[Path]:
+    """The clips of a VIM50-style folder (``<clip>/com/``), or ``[data]`` if it is one clip itself.
+
+    Raises:
+        VidmatteError: no clip found.
+    """
+    data = Path(data)
+    if (data / FRAMES_FOLDER).is_dir():
+        return [data]
+    if not data.is_dir():
+        raise VidmatteError(f"{data}: no such folder")
+    clips = sorted(c for c in data.iterdir() if (c / FRAMES_FOLDER).is_dir())
+    if not clips:
+        raise VidmatteError(f"{data}: no clip (expected <clip>/{FRAMES_FOLDER}/<frame>.png)")
+    return clips
+
+
+def ytvis_guidance(path: str | os.PathLike, frame_count: int, video_id: int | None = None) -> TrackGuidance:
+    """Guidance of one clip from a YouTube-VIS result file (tracks of ``video_id``, or of the only video)."""
+    tracks = read_ytvis_json(path)
+    videos = sorted({t.video_id for t in tracks})
+    if video_id is None and len(videos) > 1:
+        raise VidmatteError(f"{path}: tracks of {len(videos)} videos ({videos}); choose one by its video id")
+    if video_id is not None:
+        tracks = [t for t in tracks if t.video_id == video_id]
+    return TrackGuidance(tracks, frame_count, source=str(path))
+
+
+def matte_videos(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    matter_for_clip: Callable[[], ChunkMatter],
+    masks: str | os.PathLike | None = None,
+    ytvis: str | os.PathLike | None = None,
+    reference_masks: str | os.PathLike | None = None,
+    video_id: int | None = None,
+    clips: Sequence[str] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    normalise: bool = False,
+) -> dict[str, list[str]]:
+    """Matte every clip of a VIM50-style folder (or one clip) into ``<out>/<clip>/<instance>/<frame>.png``.
+
+    Args:
+        data: ``<data>/<clip>/com/<frame>.png``, or one clip folder holding ``com/``.
+        out: output root.
+        matter_for_clip: makes a fresh :data:`ChunkMatter` per clip (e.g. a new :class:`MsgVimSession`).
+        masks: PNG guidance root, ``<masks>/<clip>/<instance>/<frame>.png``.
+        ytvis: YouTube-VIS result JSON (one clip) or a folder of ``<clip>.json``; instead of ``masks``.
+        reference_masks: PNG reference root like ``masks`` (default: union of the other instances).
+        video_id: the video of ``ytvis`` to use when the file holds several.
+        clips: clip names to process (default: all).
+        chunk_size: frames per chunk.
+        normalise: keep the instances' alphas from summing past 1.
+
+    Returns:
+        Per clip, the instance names written.
+    """
+    if (masks is None) == (ytvis is None):
+        raise VidmatteError("give guidance either as PNG masks or as YouTube-VIS JSON, not both or neither")
+    folders = clip_folders(data)
+    if clips is not None:
+        known = {c.name: c for c in folders}
+        missing = [c for c in clips if c not in known]
+        if missing:
+            raise VidmatteError(f"{Path(data) / missing[0]}: no such clip")
+        folders = [known[c] for c in clips]
+    if ytvis is not None and Path(ytvis).is_file() and len(folders) > 1:
+        raise VidmatteError(
+            f"{ytvis}: one JSON file guides one clip; give a folder of <clip>.json for {len(folders)}"
+        )
+    written = {}
+    for folder in folders:
+        frames = list_frames(folder / FRAMES_FOLDER)
+        stems = [f.stem for f in frames]
+        if masks is not None:
+            guidance: InstanceGuidance = PngGuidance(Path(masks) / folder.name, stems)
+        else:
+            json_path = Path(ytvis) if Path(ytvis).is_file() else Path(ytvis) / f"{folder.name}.json"
+            guidance = ytvis_guidance(json_path, len(frames), video_id)
+        reference = None
+        if reference_masks is not None:
+            reference = PngGuidance(Path(reference_masks) / folder.name, stems, guidance.names)
+        written[folder.name] = matte_clip(
+            frames, guidance, Path(out) / folder.name, matter_for_clip(), chunk_size, reference, normalise
+        )
+    return written
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
+    """Load a safetensors state dict with strict key and shape checks.
+
+    Raises:
+        VidmatteError: unreadable file, or keys or shapes that do not match the model.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (OSError, SafetensorError) as error:
+        raise VidmatteError(f"{path}: cannot read weights ({error})") from None
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        details = [
+            f"{len(v)} {what} (first: {v[0]})"
+            for what, v in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong))
+            if v
+        ]
+        raise VidmatteError(f"{path}: weights do not fit the model: keys {'; '.join(details)}")
+    model.load_state_dict(state)
+    return model

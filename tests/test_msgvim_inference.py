@@ -1,0 +1,174 @@
+"""Chunked MSG-VIM inference, guidance handling, baselines and the matte-vim command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vidmatte.cli import main
+from vidmatte.errors import VidmatteError
+from vidmatte.inference.msgvim import (
+    GuidanceAsAlpha,
+    MsgVimSession,
+    PngGuidance,
+    TrackGuidance,
+    load_weights,
+    matte_clip,
+    normalised_u8,
+)
+from vidmatte.io.frames import list_frames, read_grey_u8, write_image
+from vidmatte.io.masks import Track, encode_rle
+from vidmatte.models.msgvim.factory import msgvim_tiny
+
+H, W, FRAMES = 24, 40, 7
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mask(index: int, frame: int) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[4:20, 2 + 12 * index + frame : 16 + 12 * index + frame] = True  # neighbours overlap by 2 columns
+    return mask
+
+
+@pytest.fixture
+def vim(tmp_path: Path) -> Path:
+    """``VIM50/clip0/com`` with 7 frames, ``tg_masks/clip0/{a,b}`` (b lacks frame 3), ``pha`` = the masks."""
+    rng = np.random.default_rng(0)
+    for t in range(FRAMES):
+        write_image(
+            tmp_path / "VIM50" / "clip0" / "com" / f"{t:05d}.png", rng.integers(0, 255, (H, W, 3), np.uint8)
+        )
+        for index, name in enumerate("ab"):
+            mask = _mask(index, t) * np.uint8(255)
+            write_image(tmp_path / "VIM50" / "clip0" / "pha" / name / f"{t:05d}.png", mask)
+            if not (name == "b" and t == 3):
+                write_image(tmp_path / "tg_masks" / "clip0" / name / f"{t:05d}.png", mask)
+    return tmp_path
+
+
+def _outputs(root: Path, instance: str) -> np.ndarray:
+    return np.stack([read_grey_u8(p) for p in list_frames(root / instance)])
+
+
+def test_guidance_baseline_through_the_cli_scores_as_its_masks(vim: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["matte-vim", "--data", str(vim / "VIM50"), "--masks", str(vim / "tg_masks"), "--out", str(out)]
+    assert main([*args, "--baseline", "guidance", "--chunk", "3"]) == 0
+    b = _outputs(out / "clip0", "b")
+    assert b.shape == (FRAMES, H, W)  # the leftover chunk (frame 6) is written too
+    assert b[3].max() == 0 and b[2].max() == 255  # frame 3 has no guidance: an empty mask
+    np.testing.assert_array_equal(_outputs(out / "clip0", "a")[5], _mask(0, 5) * 255)
+    report = tmp_path / "vimq.json"
+    assert main(["eval-vim", "--pred", str(out), "--true", str(vim / "VIM50"), "--json", str(report)]) == 0
+    overall = json.loads(report.read_text())["overall"]
+    # Instance b has IoU 0 in 1 of 7 frames, so RQ = (1 + 6/7) / 2; the mattes are exact elsewhere.
+    assert overall["RQ"] == pytest.approx((1 + 6 / 7) / 2 * 100)
+
+
+def test_normalised_instances_never_sum_past_255(vim: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    args = ["matte-vim", "--data", str(vim / "VIM50" / "clip0"), "--masks", str(vim / "tg_masks")]
+    assert main([*args, "--out", str(out), "--baseline", "guidance", "--normalise"]) == 0
+    total = _outputs(out / "clip0", "a").astype(int) + _outputs(out / "clip0", "b")
+    assert total.max() <= 255 and (total == 254).any()  # overlaps are shared (127 + 127)
+    rng = np.random.default_rng(1)
+    alphas = rng.random((4, 50)).astype(np.float32)
+    assert normalised_u8(alphas).sum(0, dtype=int).max() <= 255
+
+
+def _tiny_session(**kwargs) -> MsgVimSession:
+    torch.manual_seed(0)
+    model = msgvim_tiny()
+    for module in model.modules():  # non-zero residual branches, so that the test can fail
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+    return MsgVimSession(model, **kwargs)
+
+
+def _run(vim: Path, out: Path, chunk: int, session: MsgVimSession) -> dict[str, np.ndarray]:
+    frames = list_frames(vim / "VIM50" / "clip0" / "com")
+    guidance = PngGuidance(vim / "tg_masks" / "clip0", [f.stem for f in frames])
+    names = matte_clip(frames, guidance, out, session, chunk_size=chunk)
+    return {name: _outputs(out, name) for name in names}
+
+
+def test_carried_state_equals_one_chunk_and_instance_batches_agree(vim: Path, tmp_path: Path):
+    whole = _run(vim, tmp_path / "whole", FRAMES, _tiny_session())
+    carried = _run(vim, tmp_path / "carried", 3, _tiny_session(carry_state=True, instance_batch=1))
+    reset = _run(vim, tmp_path / "reset", 3, _tiny_session())
+    for name in "ab":
+        assert whole[name].shape == (FRAMES, H, W)
+        assert np.abs(whole[name].astype(int) - carried[name]).max() <= 1
+        np.testing.assert_array_equal(whole[name][:3], reset[name][:3])
+    assert any(np.abs(whole[n][3:].astype(int) - reset[n][3:]).max() > 1 for n in "ab")
+
+
+def test_weights_through_the_cli(vim: Path, tmp_path: Path, capsys):
+    weights = tmp_path / "tiny.safetensors"
+    save_file(_tiny_session().model.state_dict(), str(weights))
+    out = tmp_path / "out"
+    args = ["matte-vim", "--data", str(vim / "VIM50"), "--masks", str(vim / "tg_masks"), "--out", str(out)]
+    assert (
+        main([*args, "--model", "msgvim-tiny", "--weights", str(weights), "--chunk", "4", "--carry-state"])
+        == 0
+    )
+    assert len(list_frames(out / "clip0" / "a")) == FRAMES
+    assert main([*args, "--model", "msgvim-small", "--weights", str(weights)]) == 2
+    assert "weights do not fit the model" in capsys.readouterr().err
+    assert main(args) == 2
+    with pytest.raises(VidmatteError, match="cannot read weights"):
+        load_weights(msgvim_tiny(), tmp_path / "missing.safetensors")
+
+
+def test_ytvis_guidance(vim: Path, tmp_path: Path):
+    tracks = [
+        Track(1, 1, 0.9, [encode_rle(_mask(0, t)) for t in range(FRAMES)]),
+        Track(1, 1, 0.8, [encode_rle(_mask(1, t)) if t != 2 else None for t in range(FRAMES - 2)]),
+    ]
+    json_path = tmp_path / "clip0.json"
+    json_path.write_text(json.dumps([t.__dict__ for t in tracks]))
+    out = tmp_path / "out"
+    args = ["matte-vim", "--data", str(vim / "VIM50"), "--ytvis", str(json_path), "--out", str(out)]
+    assert main([*args, "--baseline", "guidance"]) == 0
+    second = _outputs(out / "clip0", "001")
+    assert second.shape == (FRAMES, H, W)
+    assert second[2].max() == 0 and second[5:].max() == 0 and second[4].max() == 255  # null and past the end
+    too_long = Track(1, 1, 0.5, [None] * (FRAMES + 1))
+    with pytest.raises(VidmatteError, match="track 0 has 8 frames, the video 7"):
+        TrackGuidance([too_long], FRAMES, "x.json")
+    wrong_size = Track(1, 1, 0.5, [encode_rle(np.ones((H, W + 1), bool))])
+    with pytest.raises(VidmatteError, match="does not fit frames of 40x24"):
+        TrackGuidance([wrong_size], FRAMES, "x.json").masks(0, "00000", (H, W))
+
+
+def test_guidance_that_cannot_be_aligned_is_refused(vim: Path):
+    stems = [f"{t:05d}" for t in range(FRAMES)]
+    write_image(vim / "tg_masks" / "clip0" / "a" / "00099.png", np.zeros((H, W), np.uint8))
+    with pytest.raises(VidmatteError, match=r"a/00099\.png: no video frame named 00099"):
+        PngGuidance(vim / "tg_masks" / "clip0", stems)
+    (vim / "tg_masks" / "clip0" / "a" / "00099.png").unlink()
+    write_image(vim / "tg_masks" / "clip0" / "b" / "00001.png", np.zeros((H, W + 2), np.uint8))
+    guidance = PngGuidance(vim / "tg_masks" / "clip0", stems)
+    with pytest.raises(VidmatteError, match=r"b/00001\.png: mask size 42x24 does not fit frames of 40x24"):
+        guidance.masks(1, "00001", (H, W))
+    with pytest.raises(VidmatteError, match="no such guidance folder"):
+        PngGuidance(vim / "tg_masks" / "clipX", stems)
+
+
+def test_guidance_baseline_is_a_chunk_matter():
+    targets = np.zeros((2, 3, 4, 5), bool)
+    targets[1, :, 1:3] = True
+    alphas = GuidanceAsAlpha()(np.zeros((3, 4, 5, 3), np.float32), targets, ~targets)
+    assert alphas.dtype == np.float32 and alphas.sum() == targets.sum()
