@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -82,33 +83,61 @@ def frame_statistics(
     """
     if true.shape[1:] != pred.shape[1:]:
         raise ValueError(f"frame sizes differ: {true.shape[1:]} and {pred.shape[1:]}")
-    num_true, num_pred = true.shape[0], pred.shape[0]
     pixels = true.shape[1] * true.shape[2]
-    l1 = np.zeros((num_true, num_pred))
-    squared = np.zeros((num_true, num_pred))
     with_dtssd = true_prev is not None and pred_prev is not None
-    dtssd = np.zeros((num_true, num_pred)) if with_dtssd else None
-    for g in range(num_true):
-        for p in range(num_pred):
-            diff = pred[p] - true[g]
-            l1[g, p] = np.abs(diff).sum(dtype=np.float64)
-            squared[g, p] = np.square(diff).sum(dtype=np.float64)
-            if dtssd is not None:
-                change = diff - (pred_prev[p] - true_prev[g])
-                dtssd[g, p] = np.sqrt(np.square(change).sum(dtype=np.float64) / pixels)
+
+    def flat(stack: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(stack, dtype=np.float32).reshape(stack.shape[0], pixels)
+
+    l1, squared, change, intersection, union = _pairwise_sums(
+        flat(true),
+        flat(pred),
+        flat(true_prev) if with_dtssd else flat(true),
+        flat(pred_prev) if with_dtssd else flat(pred),
+        with_dtssd,
+    )
     return FrameStatistics(
-        l1=l1, iou=_pairwise_iou(true, pred), mse=squared / pixels, mad=l1 / pixels, dtssd=dtssd
+        l1=l1,
+        iou=np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0),
+        mse=squared / pixels,
+        mad=l1 / pixels,
+        dtssd=np.sqrt(change / pixels) if with_dtssd else None,
     )
 
 
-def _pairwise_iou(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """``(G, P)`` IoU of the mattes binarised at ``> BINARY_THRESHOLD``; 0 where the union is empty."""
-    pixels = true.shape[1] * true.shape[2]
-    true_fg = (true > BINARY_THRESHOLD).reshape(true.shape[0], pixels).astype(np.float64)
-    pred_fg = (pred > BINARY_THRESHOLD).reshape(pred.shape[0], pixels).astype(np.float64)
-    intersection = true_fg @ pred_fg.T  # exact: integer counts far below 2**53
-    union = true_fg.sum(1)[:, None] + pred_fg.sum(1)[None, :] - intersection
-    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+@numba.njit(cache=True)
+def _pairwise_sums(
+    true: np.ndarray, pred: np.ndarray, true_prev: np.ndarray, pred_prev: np.ndarray, with_dtssd: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over the pixels of every (ground truth, prediction) pair of ``(G, N)`` and ``(P, N)`` rows.
+
+    Returns ``(G, P)`` float64 sums: ``|d|``, ``d^2``, ``(d - d_prev)^2`` (0 without dtSSD), with
+    ``d = p - g``, and the intersection and union counts of the binarised mattes.
+    """
+    num_true, num_pred, pixels = true.shape[0], pred.shape[0], true.shape[1]
+    l1 = np.zeros((num_true, num_pred))
+    squared = np.zeros((num_true, num_pred))
+    change = np.zeros((num_true, num_pred))
+    intersection = np.zeros((num_true, num_pred))
+    union = np.zeros((num_true, num_pred))
+    for g in range(num_true):
+        for p in range(num_pred):
+            sum_abs = sum_sq = sum_change = 0.0
+            both = either = 0
+            for i in range(pixels):
+                diff = np.float64(pred[p, i]) - np.float64(true[g, i])
+                sum_abs += abs(diff)
+                sum_sq += diff * diff
+                if with_dtssd:
+                    step = diff - (np.float64(pred_prev[p, i]) - np.float64(true_prev[g, i]))
+                    sum_change += step * step
+                true_fg = true[g, i] > BINARY_THRESHOLD
+                pred_fg = pred[p, i] > BINARY_THRESHOLD
+                both += true_fg and pred_fg
+                either += true_fg or pred_fg
+            l1[g, p], squared[g, p], change[g, p] = sum_abs, sum_sq, sum_change
+            intersection[g, p], union[g, p] = both, either
+    return l1, squared, change, intersection, union
 
 
 @dataclass(frozen=True)
