@@ -75,15 +75,16 @@ def sample_hair(rng: np.random.Generator, colour: np.ndarray, long: bool, length
     curl = np.stack(
         [rng.uniform(0.0, 0.5, count) ** 2, rng.uniform(0.5, 3.5, count), rng.uniform(0, 2 * np.pi, count)], 1
     )
+    as32 = np.float32
     return Hair(
-        root_angle=root_angle,
-        direction=direction,
-        length=lengths,
-        width=width,
-        opacity=opacity,
-        gravity=gravity,
-        curl=curl,
-        shade=rng.uniform(0.7, 1.35, count),
+        root_angle=root_angle.astype(as32),
+        direction=direction.astype(as32),
+        length=lengths.astype(as32),
+        width=width.astype(as32),
+        opacity=opacity.astype(as32),
+        gravity=gravity.astype(as32),
+        curl=curl.astype(as32),
+        shade=rng.uniform(0.7, 1.35, count).astype(as32),
         colour=np.asarray(colour, np.float32),
     )
 
@@ -105,30 +106,33 @@ def strand_points(
         ``points (N, 2)``, ``weights (N,)``, ``shades (N,)``.
     """
     rx, ry = radii
+    angle = float(angle)  # a Python float keeps the arrays below float32
     samples = int(min(_MAX_SAMPLES, max(8, np.ceil(hair.length.max() * height))))
     u = (np.arange(samples, dtype=np.float32) + 0.5) / samples
     normal = hair.root_angle + angle
     roots = np.stack([rx * 0.93 * np.cos(hair.root_angle), ry * 0.93 * np.sin(hair.root_angle)], 1)
     cos, sin = np.cos(angle), np.sin(angle)
-    roots = centre[None, :] + roots @ np.array([[cos, sin], [-sin, cos]])
+    roots = (centre[None, :] + roots @ np.array([[cos, sin], [-sin, cos]])).astype(np.float32)
     start = normal + hair.direction
-    turn = np.angle(np.exp(1j * (np.pi / 2 - start)))  # shortest turn towards straight down
+    turn = np.angle(np.exp(1j * (np.pi / 2 - start))).astype(
+        np.float32
+    )  # shortest turn towards straight down
     bend = turn[:, None] * (1.0 - np.exp(-hair.gravity[:, None] * u[None, :]))
     amplitude, frequency, phase = hair.curl[:, 0:1], hair.curl[:, 1:2], hair.curl[:, 2:3]
     heading = (
         start[:, None]
         + bend
-        + sway * u[None, :] ** 1.5
+        + np.float32(sway) * u[None, :] ** 1.5
         + amplitude * np.sin(2 * np.pi * frequency * u + phase)
     )
-    step = (hair.length * height / samples)[:, None]
+    step = (hair.length * np.float32(height / samples))[:, None]
     dx, dy = np.cos(heading), np.sin(heading)
     xs = roots[:, 0:1] + np.cumsum(step * dx, axis=1)
     ys = roots[:, 1:2] + np.cumsum(step * dy, axis=1)
-    lanes = np.ceil(hair.width).clip(1, _LANES)
+    lanes = np.ceil(hair.width).clip(1, _LANES)  # float32, as every array here
     points, weights = [], []
     for lane in range(_LANES):
-        offset = (lane - (lanes - 1) / 2)[:, None] * 0.8
+        offset = (lane - (lanes - 1) / 2)[:, None] * np.float32(0.8)
         present = (lane < lanes)[:, None]
         points.append(np.stack([xs - offset * dy, ys + offset * dx], -1)[np.broadcast_to(present, xs.shape)])
         weight = (hair.width / lanes * hair.opacity)[:, None] * step
