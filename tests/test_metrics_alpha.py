@@ -192,3 +192,15 @@ def test_equal_to_reference_on_any_input(data, h, w):
     for normalize in (True, False):
         assert close(alpha.grad(pred, true, normalize), ref.grad(pred, true, normalize))
     assert close(alpha.conn(pred, true), ref.conn(pred, true))
+
+
+def test_foreground_errors_on_uint8_equal_float_formulation():
+    rng = np.random.default_rng(5)
+    pred = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    true = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    pha = soft_matte(rng, 20, 30)
+    fmad, fmse = alpha.foreground_errors(pred, true, pha)
+    pred_f, true_f = pred.astype(np.float32) / 255, true.astype(np.float32) / 255
+    assert close(fmad, ref.fgr_mad(pred_f, true_f, pha))
+    assert close(fmse, ref.fgr_mse(pred_f, true_f, pha))
+    assert close(alpha.fgr_mad(pred_f, true_f, pha), fmad)

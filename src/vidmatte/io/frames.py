@@ -78,7 +78,8 @@ def read_rgb_u8(path: str | os.PathLike) -> np.ndarray:
     Returns:
         ``(H, W, 3)`` uint8, RGB.
     """
-    return np.asarray(_open(Path(path)).convert("RGB"), dtype=np.uint8)
+    image = _open(Path(path))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:

@@ -13,6 +13,7 @@ thresholds) up to float32 summation order: the 9x9 kernel is an outer product, s
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -62,15 +63,54 @@ def dtssd(pred: np.ndarray, pred_prev: np.ndarray, true: np.ndarray, true_prev: 
     return float(np.sqrt(np.sum(diff**2) / true.size) * DTSSD_SCALE)
 
 
+@numba.njit(cache=True)
+def _foreground_errors(pred: np.ndarray, true: np.ndarray, true_pha: np.ndarray) -> tuple[float, float, int]:
+    """Sums of |p - g| and (p - g)^2 over the channels of pixels where ``true_pha > 0``, and their count."""
+    abs_sum = 0.0
+    sq_sum = 0.0
+    count = 0
+    for y in range(true_pha.shape[0]):
+        for x in range(true_pha.shape[1]):
+            if true_pha[y, x] > 0:
+                for c in range(3):
+                    d = np.float32(np.float32(pred[y, x, c]) / 255) - np.float32(
+                        np.float32(true[y, x, c]) / 255
+                    )
+                    abs_sum += abs(d)
+                    sq_sum += d * d
+                count += 3
+    return abs_sum, sq_sum, count
+
+
+def foreground_errors(
+    pred_fgr: np.ndarray, true_fgr: np.ndarray, true_pha: np.ndarray
+) -> tuple[float, float]:
+    """Foreground ``(MAD, MSE)`` over the pixels where the ground-truth alpha is > 0, all channels, ``* 1e3``.
+
+    Args:
+        pred_fgr, true_fgr: ``(H, W, 3)`` uint8 (scored as ``/ 255``) or float in [0, 1].
+        true_pha: ``(H, W)`` ground-truth alpha, uint8 or float.
+
+    Returns:
+        ``(fgr_mad, fgr_mse)``; both NaN where the ground truth has no foreground pixel.
+    """
+    if pred_fgr.dtype == np.uint8 and true_fgr.dtype == np.uint8:
+        abs_sum, sq_sum, count = _foreground_errors(pred_fgr, true_fgr, true_pha)
+        if count == 0:
+            return math.nan, math.nan
+        return abs_sum / count * FGR_SCALE, sq_sum / count * FGR_SCALE
+    mask = true_pha > 0
+    if not mask.any():
+        return math.nan, math.nan
+    return mad(pred_fgr[mask], true_fgr[mask]), mse(pred_fgr[mask], true_fgr[mask])
+
+
 def fgr_mad(pred_fgr: np.ndarray, true_fgr: np.ndarray, true_pha: np.ndarray) -> float:
     """Foreground MAD over the pixels where the ground-truth alpha is > 0, all channels, ``* 1e3``.
 
     Returns NaN where the ground truth has no foreground pixel (the frame has no foreground to score).
     """
-    mask = true_pha > 0
-    if not mask.any():
-        return math.nan
-    return mad(pred_fgr[mask], true_fgr[mask])
+    return foreground_errors(pred_fgr, true_fgr, true_pha)[0]
 
 
 def fgr_mse(pred_fgr: np.ndarray, true_fgr: np.ndarray, true_pha: np.ndarray) -> float:
@@ -78,10 +118,7 @@ def fgr_mse(pred_fgr: np.ndarray, true_fgr: np.ndarray, true_pha: np.ndarray) ->
 
     Returns NaN where the ground truth has no foreground pixel.
     """
-    mask = true_pha > 0
-    if not mask.any():
-        return math.nan
-    return mse(pred_fgr[mask], true_fgr[mask])
+    return foreground_errors(pred_fgr, true_fgr, true_pha)[1]
 
 
 def gaussian_derivative_factors(
@@ -107,12 +144,13 @@ def gaussian_derivative_factors(
 _SMOOTH, _DERIVE = (f.astype(np.float32) for f in gaussian_derivative_factors())
 
 
-@numba.njit(cache=True)
-def _minmax_scale(image: np.ndarray) -> tuple[float, float]:
-    """``(scale, shift)`` mapping the image's range onto [0, 1]; a constant image maps to 0 (as OpenCV)."""
-    low = image.min()
-    high = image.max()
-    scale = 1.0 / (high - low) if high - low > 2.220446049250313e-16 else 0.0
+def _minmax_scale(image: np.ndarray, normalize: bool) -> tuple[float, float]:
+    """``(scale, shift)`` mapping the image's range onto [0, 1], as OpenCV's ``NORM_MINMAX`` does
+    (a constant image maps to 0); ``(1, 0)`` without normalisation."""
+    if not normalize:
+        return 1.0, 0.0
+    low, high = float(image.min()), float(image.max())
+    scale = 1.0 / (high - low) if high - low > np.finfo(np.float64).eps else 0.0
     return scale, -low * scale
 
 
@@ -123,44 +161,68 @@ def _padded(image: np.ndarray, scale: float, shift: float, half: int) -> np.ndar
     out = np.empty((height + 2 * half, width + 2 * half), np.float32)
     for y in range(height + 2 * half):
         row = image[min(max(y - half, 0), height - 1)]
-        for x in range(width + 2 * half):
-            out[y, x] = np.float32(row[min(max(x - half, 0), width - 1)] * scale + shift)
+        line = out[y]
+        for x in range(width):
+            line[half + x] = np.float32(row[x] * scale + shift)
+        for x in range(half):
+            line[x] = line[half]
+            line[half + width + x] = line[half + width - 1]
     return out
 
 
-@numba.njit(cache=True, fastmath=True)
+class _Scratch(NamedTuple):
+    """Row buffers reused by :func:`_magnitude_row`."""
+
+    vert_smooth: np.ndarray  # (W + 2h,) float32
+    vert_derive: np.ndarray  # (W + 2h,) float32
+    gy: np.ndarray  # (W,) float32
+
+
+@numba.njit(cache=True)
+def _scratch(width: int, half: int) -> _Scratch:
+    return _Scratch(
+        np.empty(width + 2 * half, np.float32),
+        np.empty(width + 2 * half, np.float32),
+        np.empty(width, np.float32),
+    )
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _magnitude_row(
-    padded: np.ndarray, y: int, smooth: np.ndarray, derive: np.ndarray, out: np.ndarray
+    padded: np.ndarray, y: int, smooth: np.ndarray, derive: np.ndarray, scratch: _Scratch, out: np.ndarray
 ) -> None:
-    """One row of ``sqrt(gx^2 + gy^2)`` into ``out``.
+    """Row ``y`` of ``sqrt(gx^2 + gy^2)`` into ``out``.
 
     ``gx`` smooths along y then derives along x; ``gy`` the reverse. ``smooth`` is even and ``derive``
-    odd around the centre tap, so each pass folds symmetric taps together.
+    odd around the centre tap, so each pass folds symmetric taps together; the loops run tap by tap
+    along contiguous rows so that they vectorise.
     """
     half = smooth.shape[0] // 2
-    padded_width = padded.shape[1]
     width = out.shape[0]
+    vert_smooth, vert_derive, gy = scratch
     centre = padded[y + half]
-    vert_smooth = smooth[half] * centre
-    vert_derive = np.zeros(padded_width, np.float32)
+    for x in range(padded.shape[1]):
+        vert_smooth[x] = smooth[half] * centre[x]
+        vert_derive[x] = 0.0
     for k in range(1, half + 1):
         below = padded[y + half + k]
         above = padded[y + half - k]
         ws = smooth[half + k]
         wd = derive[half + k]
-        for x in range(padded_width):
+        for x in range(padded.shape[1]):
             vert_smooth[x] += ws * (below[x] + above[x])
             vert_derive[x] += wd * (below[x] - above[x])
-    gx = np.zeros(width, np.float32)
-    gy = smooth[half] * vert_derive[half : half + width]
+    for x in range(width):
+        out[x] = 0.0
+        gy[x] = smooth[half] * vert_derive[half + x]
     for k in range(1, half + 1):
         ws = smooth[half + k]
         wd = derive[half + k]
         for x in range(width):
-            gx[x] += wd * (vert_smooth[half + x + k] - vert_smooth[half + x - k])
+            out[x] += wd * (vert_smooth[half + x + k] - vert_smooth[half + x - k])
             gy[x] += ws * (vert_derive[half + x + k] + vert_derive[half + x - k])
     for x in range(width):
-        out[x] = np.sqrt(gx[x] * gx[x] + gy[x] * gy[x])
+        out[x] = np.sqrt(out[x] * out[x] + gy[x] * gy[x])
 
 
 @numba.njit(cache=True)
@@ -169,28 +231,34 @@ def _gradient_magnitude(
 ):
     half = smooth.shape[0] // 2
     padded = _padded(image, scale, shift, half)
+    scratch = _scratch(image.shape[1], half)
     magnitude = np.empty(image.shape, np.float32)
     for y in range(image.shape[0]):
-        _magnitude_row(padded, y, smooth, derive, magnitude[y])
+        _magnitude_row(padded, y, smooth, derive, scratch, magnitude[y])
     return magnitude
 
 
 @numba.njit(cache=True)
-def _grad_error(pred: np.ndarray, true: np.ndarray, normalize: bool, smooth: np.ndarray, derive: np.ndarray):
+def _grad_error(
+    pred: np.ndarray,
+    true: np.ndarray,
+    pred_map: tuple[float, float],
+    true_map: tuple[float, float],
+    smooth: np.ndarray,
+    derive: np.ndarray,
+) -> float:
     """``sum((|∇g| - |∇p|)^2)`` computed row by row, never holding the full gradient images."""
     half = smooth.shape[0] // 2
-    pred_scale, pred_shift = _minmax_scale(pred) if normalize else (1.0, 0.0)
-    true_scale, true_shift = _minmax_scale(true) if normalize else (1.0, 0.0)
-    pred_padded = _padded(pred, pred_scale, pred_shift, half)
-    true_padded = _padded(true, true_scale, true_shift, half)
-    width = pred.shape[1]
-    pred_row = np.empty(width, np.float32)
-    true_row = np.empty(width, np.float32)
+    pred_padded = _padded(pred, pred_map[0], pred_map[1], half)
+    true_padded = _padded(true, true_map[0], true_map[1], half)
+    scratch = _scratch(pred.shape[1], half)
+    pred_row = np.empty(pred.shape[1], np.float32)
+    true_row = np.empty(pred.shape[1], np.float32)
     total = 0.0
     for y in range(pred.shape[0]):
-        _magnitude_row(pred_padded, y, smooth, derive, pred_row)
-        _magnitude_row(true_padded, y, smooth, derive, true_row)
-        for x in range(width):
+        _magnitude_row(pred_padded, y, smooth, derive, scratch, pred_row)
+        _magnitude_row(true_padded, y, smooth, derive, scratch, true_row)
+        for x in range(pred.shape[1]):
             d = np.float64(true_row[x] - pred_row[x])
             total += d * d
     return total
@@ -207,7 +275,7 @@ def gradient_magnitude(image: np.ndarray, normalize: bool = True) -> np.ndarray:
         ``(H, W)`` float32.
     """
     image = np.ascontiguousarray(image, dtype=np.float32)
-    scale, shift = _minmax_scale(image) if normalize else (1.0, 0.0)
+    scale, shift = _minmax_scale(image, normalize)
     return _gradient_magnitude(image, scale, shift, _SMOOTH, _DERIVE)
 
 
@@ -220,7 +288,10 @@ def grad(pred: np.ndarray, true: np.ndarray, normalize: bool = True) -> float:
     """
     pred = np.ascontiguousarray(pred, dtype=np.float32)
     true = np.ascontiguousarray(true, dtype=np.float32)
-    return float(_grad_error(pred, true, normalize, _SMOOTH, _DERIVE) * GRAD_SCALE)
+    total = _grad_error(
+        pred, true, _minmax_scale(pred, normalize), _minmax_scale(true, normalize), _SMOOTH, _DERIVE
+    )
+    return float(total * GRAD_SCALE)
 
 
 def conn_thresholds(step: float = CONN_STEP) -> np.ndarray:

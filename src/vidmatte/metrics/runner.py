@@ -31,17 +31,10 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmatte.errors import VidmatteError
-from vidmatte.io.frames import IMAGE_EXTENSIONS, read_alpha, read_rgb
+from vidmatte.io.frames import IMAGE_EXTENSIONS, read_alpha, read_rgb_u8
 from vidmatte.metrics import alpha
+from vidmatte.metrics.protocols import ALL_METRICS, FGR_METRICS, PROTOCOL_METRICS, PROTOCOLS
 
-PROTOCOLS = ("lr", "hr")
-ALL_METRICS = ("pha_mad", "pha_mse", "pha_grad", "pha_conn", "pha_dtssd", "fgr_mad", "fgr_mse")
-# The 1920x1080 protocol leaves out Conn and foreground MAD (too slow / not reported at that size).
-PROTOCOL_METRICS = {
-    "lr": ALL_METRICS,
-    "hr": ("pha_mad", "pha_mse", "pha_grad", "pha_dtssd", "fgr_mse"),
-}
-FGR_METRICS = ("fgr_mad", "fgr_mse")
 SEGMENT_FRAMES = 16  # frames per worker task; a segment re-reads one frame before it for dtSSD
 
 
@@ -210,13 +203,14 @@ def score_segment(pair: ClipPair, start: int, stop: int, metrics: tuple[str, ...
                 scores.add("pha_dtssd", alpha.dtssd(pred, previous[0], true, previous[1]))
         previous = (pred, true)
         if wants_fgr:
-            pred_fgr, true_fgr = _read_pair(pair, "fgr", name, read_rgb)
+            pred_fgr, true_fgr = _read_pair(pair, "fgr", name, read_rgb_u8)
             if true_fgr.shape[:2] != true.shape:
                 raise VidmatteError(f"{pair.true_dir / 'fgr' / name}: size differs from its alpha")
+            fgr_mad, fgr_mse = alpha.foreground_errors(pred_fgr, true_fgr, true)
             if "fgr_mad" in metrics:
-                scores.add("fgr_mad", alpha.fgr_mad(pred_fgr, true_fgr, true))
+                scores.add("fgr_mad", fgr_mad)
             if "fgr_mse" in metrics:
-                scores.add("fgr_mse", alpha.fgr_mse(pred_fgr, true_fgr, true))
+                scores.add("fgr_mse", fgr_mse)
     return scores
 
 
@@ -236,6 +230,9 @@ def _warm_up_kernels() -> None:
     frame = np.zeros((16, 16), np.float32)
     alpha.grad(frame, frame)
     alpha.conn(frame, frame)
+    colour = np.zeros((16, 16, 3), np.uint8)
+    colour.setflags(write=False)  # as Pillow hands them over: one specialisation, compiled here
+    alpha.foreground_errors(colour, colour, frame)
 
 
 def _score_all(
