@@ -157,3 +157,18 @@ def test_progressive_refinement_replaces_only_the_dilated_uncertain_band():
     expected = np.where(second, 0.75, os8[0, 0].numpy())
     np.testing.assert_array_equal(alpha, expected)
     assert 0 < first.sum() < second.sum() < 40
+
+
+@pytest.mark.parametrize("size", [3, 6, 7, 15])
+def test_dilation_equals_opencv(size):
+    cv2 = pytest.importorskip("cv2")
+    from vidmatte.models.msgvim.refinement import dilate
+
+    mask = np.random.default_rng(size).random((2, 3, 23, 31)) > 0.97
+    mask[0, 0, 0, 0] = mask[1, 2, -1, -1] = True  # corners: nothing may leak from outside the image
+    kernel = ellipse_kernel(size)
+    result = dilate(torch.from_numpy(mask), kernel).numpy()
+    for n in range(2):
+        for c in range(3):
+            expected = cv2.dilate(mask[n, c].astype(np.uint8), kernel.numpy().astype(np.uint8))
+            np.testing.assert_array_equal(result[n, c], expected.astype(bool))
