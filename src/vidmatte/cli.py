@@ -307,11 +307,75 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- build-vm-benchmark
+def _add_build_vm_benchmark(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "build-vm-benchmark",
+        help="rebuild the VM benchmark (videomatte_static / videomatte_motion) from VideoMatte240K",
+        description="Reproduce the published construction of the Robust Video Matting test set: seed 10, "
+        "100 consecutive frames per sample, a left-right flip on every other pass over the clips, "
+        "bilinear resize, truncating composite uint8(fgr*a + bgr*(1-a)). A folder of background images "
+        "gives videomatte_static, a folder of background videos videomatte_motion.",
+    )
+    p.add_argument(
+        "--videomatte", required=True, help="VideoMatte240K test folder with fgr/<clip>/ and pha/<clip>/"
+    )
+    p.add_argument(
+        "--backgrounds",
+        required=True,
+        nargs="+",
+        help="folder(s) of background images and/or background videos",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--size", type=_size, default=(512, 288), metavar="WxH", help="frame size (default: 512x288)"
+    )
+    p.add_argument("--clips", type=_positive_int, default=25, help="samples per subset (default: 25)")
+    p.add_argument("--frames", type=_positive_int, default=100, help="frames per sample (default: 100)")
+    p.add_argument("--seed", type=int, default=10, help="random seed (default: 10, as published)")
+    p.add_argument(
+        "--any-background-videos",
+        action="store_true",
+        help="use every video of the folder instead of the 45 published ones",
+    )
+    p.set_defaults(run=_run_build_vm_benchmark)
+
+
+def _run_build_vm_benchmark(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from vidmatte.data.sources import VIDEO_EXTENSIONS
+    from vidmatte.data.vm_builder import build_vm_subset
+
+    for folder in args.backgrounds:
+        if not Path(folder).is_dir():
+            raise VidmatteError(f"{folder}: no such folder")
+        motion = any(p.suffix.lower() in VIDEO_EXTENSIONS for p in Path(folder).iterdir())
+        with tqdm(total=args.clips, unit="sample", desc="motion" if motion else "static") as bar:
+            subset = build_vm_subset(
+                args.videomatte,
+                folder,
+                args.out,
+                args.size,
+                motion,
+                samples=args.clips,
+                frames=args.frames,
+                seed=args.seed,
+                published_backgrounds=not args.any_background_videos,
+                progress=lambda _: bar.update(),
+            )
+        print(f"wrote {subset}")
+    return 0
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_demo,
     _add_eval,
     _add_eval_vim,
     _add_synth,
+    _add_build_vm_benchmark,
     _add_matte_vim,
 )
 
