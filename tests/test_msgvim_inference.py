@@ -24,6 +24,8 @@ from vidmatte.inference.msgvim import (
 from vidmatte.io.frames import list_frames, read_grey_u8, write_image
 from vidmatte.io.masks import Track, encode_rle
 from vidmatte.models.msgvim.factory import msgvim_tiny
+from vidmatte.models.msgvim.model import MsgVimOutput
+from vidmatte.models.msgvim.temporal_guidance import TemporalState
 
 H, W, FRAMES = 24, 40, 7
 
@@ -172,3 +174,31 @@ def test_guidance_baseline_is_a_chunk_matter():
     targets[1, :, 1:3] = True
     alphas = GuidanceAsAlpha()(np.zeros((3, 4, 5, 3), np.float32), targets, ~targets)
     assert alphas.dtype == np.float32 and alphas.sum() == targets.sum()
+
+
+class _SmallMemory(torch.nn.Module):
+    """Stands in for the network: out of memory above two instances (or always), else echoes the masks."""
+
+    def __init__(self, limit: int = 2) -> None:
+        super().__init__()
+        self.limit = limit
+        self.batches: list[int] = []
+
+    def forward(self, rgb, target, reference, state=None):
+        if rgb.shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        self.batches.append(rgb.shape[0])
+        alpha = torch.cat([target, reference], dim=2)
+        return MsgVimOutput(alpha, alpha, alpha, alpha, TemporalState(alpha[:, -1, :1]))
+
+
+def test_instance_batches_shrink_when_memory_runs_out():
+    model = _SmallMemory()
+    session = MsgVimSession(model, carry_state=True)
+    targets = np.zeros((5, 2, 8, 8), bool)
+    targets[[0, 3], :, 2:5, 2:5] = True
+    alphas = session(np.zeros((2, 8, 8, 3), np.float32), targets, np.zeros_like(targets))
+    np.testing.assert_array_equal(alphas, targets)
+    assert model.batches == [2, 2, 1] and session.instance_batch == 2
+    with pytest.raises(VidmatteError, match="out of memory on cpu for one instance of 2 frames at 8x8"):
+        MsgVimSession(_SmallMemory(limit=0))(np.zeros((2, 8, 8, 3), np.float32), targets, targets)

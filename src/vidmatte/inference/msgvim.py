@@ -196,7 +196,8 @@ class MsgVimSession:
         model: the network, in eval mode.
         carry_state: pass each instance's temporal state from one chunk to the next (the paper
             resets it at every chunk).
-        instance_batch: instances per forward pass (``None``: all of a chunk's instances at once).
+        instance_batch: instances per forward pass (``None``: all of a chunk's instances at once,
+            halved whenever the accelerator runs out of memory).
         margin: padding around each frame, as the reference.
         device: where the network runs.
     """
@@ -214,26 +215,46 @@ class MsgVimSession:
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
-        """Matte ``N`` instances over ``t`` frames: see :data:`ChunkMatter`."""
+        """Matte ``N`` instances over ``t`` frames: see :data:`ChunkMatter`.
+
+        When a batch of instances runs out of accelerator memory, the batch is halved (and stays so
+        for the rest of the clip); a single instance that does not fit is an error.
+        """
         count, time, height, width = targets.shape
         frames = _pad(torch.from_numpy(rgb).permute(0, 3, 1, 2), self.margin).to(self.device)
         alphas = np.zeros((count, time, height, width), np.float32)
-        step = self.instance_batch or max(count, 1)
-        for start in range(0, count, step):
+        start = 0
+        while start < count:
+            step = self.instance_batch or count
             group = list(range(start, min(start + step, count)))
-            masks = torch.from_numpy(np.stack([targets[group], references[group]], axis=2)).float()
-            masks = _pad(masks, self.margin).to(self.device)
-            state = None
-            if self.carry_state and group[0] in self._states:
-                state = TemporalState(torch.cat([self._states[i] for i in group]))
-            out = self.model(
-                frames.expand(len(group), *frames.shape), masks[:, :, :1], masks[:, :, 1:], state
-            )
-            if self.carry_state:
-                self._states.update(zip(group, out.state.hidden.split(1), strict=True))
-            crop = out.alpha[:, :, 0, self.margin : self.margin + height, self.margin : self.margin + width]
-            alphas[group] = crop.float().cpu().numpy()
+            try:
+                alphas[group] = self._matte_group(frames, targets[group], references[group], group)
+            except torch.OutOfMemoryError:
+                if len(group) == 1:
+                    raise VidmatteError(
+                        f"out of memory on {self.device} for one instance of {time} frames at "
+                        f"{width}x{height}; use fewer frames per chunk"
+                    ) from None
+                self.instance_batch = len(group) // 2
+                continue
+            start += len(group)
         return alphas
+
+    def _matte_group(
+        self, frames: torch.Tensor, targets: np.ndarray, references: np.ndarray, group: list[int]
+    ) -> np.ndarray:
+        """Padded ``(t, 3, H', W')`` frames and ``(b, t, H, W)`` masks of ``group`` -> ``(b, t, H, W)``."""
+        height, width = targets.shape[-2:]
+        masks = _pad(torch.from_numpy(np.stack([targets, references], axis=2)).float(), self.margin)
+        masks = masks.to(self.device)
+        state = None
+        if self.carry_state and group[0] in self._states:
+            state = TemporalState(torch.cat([self._states[i] for i in group]))
+        out = self.model(frames.expand(len(group), *frames.shape), masks[:, :, :1], masks[:, :, 1:], state)
+        if self.carry_state:
+            self._states.update(zip(group, out.state.hidden.split(1), strict=True))
+        crop = out.alpha[:, :, 0, self.margin : self.margin + height, self.margin : self.margin + width]
+        return crop.float().cpu().numpy()
 
 
 def matte_clip(
