@@ -22,8 +22,8 @@ class AugmentConfig:
 
     Attributes:
         size: output ``(height, width)``.
-        crop_scale: range of the crop side as a fraction of the source's shorter side fitted
-            to the output's aspect ratio (1 = the largest crop).
+        crop_scale: range of the crop side as a fraction of the largest crop of the output's
+            aspect ratio (1 = the largest crop; above 1 zooms out, leaving an empty border).
         flip: probability of a horizontal flip.
         motion: probability of an affine motion over the clip (otherwise a fixed affine).
         translate: largest translation, as a fraction of the output size.
@@ -85,7 +85,9 @@ def sample_geometry(
     fit = min(src_h / out_h, src_w / out_w)
     zoom = fit * rng.uniform(*config.crop_scale)
     crop_w, crop_h = out_w * zoom, out_h * zoom
-    x0, y0 = rng.uniform(0, src_w - crop_w), rng.uniform(0, src_h - crop_h)
+    # a crop larger than the source (crop_scale above 1) zooms out: the border is empty (zero)
+    x0 = rng.uniform(min(0.0, src_w - crop_w), max(0.0, src_w - crop_w))
+    y0 = rng.uniform(min(0.0, src_h - crop_h), max(0.0, src_h - crop_h))
     crop = np.array([[zoom, 0.0, x0], [0.0, zoom, y0], [0.0, 0.0, 1.0]])
     flip = np.eye(3)
     if rng.random() < config.flip:

@@ -193,3 +193,63 @@ def _disc(height: int, width: int, cy: float, cx: float, radius: float) -> np.nd
     ys = np.arange(height)[:, None] - cy
     xs = np.arange(width)[None, :] - cx
     return ys * ys + xs * xs <= radius * radius
+
+
+@dataclass(frozen=True)
+class MaskAugment:
+    """MSG-VIM's training-time mask augmentations: the Mixture of Mask Augmentations (erase, paste,
+    merge) and temporal mask guidance. Probabilities are per instance (erase and paste per frame).
+
+    Attributes:
+        erase: remove a box from the instance's mask.
+        paste: copy a box of another instance's mask into this one.
+        merge: take the union with another instance's whole mask sequence (two people detected as one).
+        temporal: ``m_t := m_t | m_i`` for every frame ``t`` and one random frame ``i``.
+        box: box side as a fraction of the instance's (or the other instance's) extent.
+    """
+
+    erase: float = 0.2
+    paste: float = 0.2
+    merge: float = 0.1
+    temporal: float = 0.2
+    box: float = 0.3
+
+
+def augment_masks(masks: np.ndarray, augment: MaskAugment, rng: np.random.Generator) -> np.ndarray:
+    """Apply :class:`MaskAugment` to guidance masks.
+
+    Args:
+        masks: ``(N, T, H, W)`` bool, one mask sequence per instance.
+
+    Returns:
+        ``(N, T, H, W)`` bool, a new array.
+    """
+    count, frames = masks.shape[:2]
+    source = masks
+    out = masks.copy()
+    for i in range(count):
+        others = [j for j in range(count) if j != i]
+        for t in range(frames):
+            if rng.random() < augment.erase and out[i, t].any():
+                out[i, t] &= ~_box(out[i, t], augment.box, rng)
+            if others and rng.random() < augment.paste:
+                donor = source[others[int(rng.integers(len(others)))], t]
+                if donor.any():
+                    out[i, t] |= donor & _box(donor, augment.box, rng)
+        if others and rng.random() < augment.merge:
+            out[i] |= source[others[int(rng.integers(len(others)))]]
+        if rng.random() < augment.temporal:
+            out[i] |= out[i, int(rng.integers(frames))][None]
+    return out
+
+
+def _box(mask: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A random box inside the mask's bounding box, ``fraction`` of its size on each side."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    height = max(1, round(float(rows[-1] - rows[0] + 1) * fraction))
+    width = max(1, round(float(cols[-1] - cols[0] + 1) * fraction))
+    y0 = int(rng.integers(rows[0], max(rows[0], rows[-1] - height + 1) + 1))
+    x0 = int(rng.integers(cols[0], max(cols[0], cols[-1] - width + 1) + 1))
+    box = np.zeros_like(mask)
+    box[y0 : y0 + height, x0 : x0 + width] = True
+    return box

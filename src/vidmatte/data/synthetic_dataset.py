@@ -17,6 +17,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from vidmatte.data.augment import AugmentConfig, augment_clip
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
+from vidmatte.data.items import make_item
 from vidmatte.data.synthesize import clip_seed
 from vidmatte.data.synthetic import ClipSpec, generate_clip
 
@@ -44,20 +45,10 @@ class SyntheticConfig:
 
 
 class SyntheticMattingDataset(IterableDataset):
-    """Synthetic clips as tensors.
-
-    Each item is a dict:
-
-    - ``frames``: ``(T, 3, H, W)`` float32 in [0, 1], the composite.
-    - ``fgr``, ``bgr``: ``(T, 3, H, W)`` float32 in [0, 1].
-    - ``pha``: ``(T, 1, H, W)`` float32 in [0, 1], all figures together.
-    - ``alphas``: ``(M, T, 1, H, W)`` float32, each figure's visible alpha, zero-padded to
-      ``M = spec.instances[1]``.
-    - ``masks``: ``(M, T, 1, H, W)`` float32 in {0, 1}, the guidance mask of each figure from the
-      simulated segmenter (tracks matched to figures by their first frame; a missed figure or a
-      padding slot is all zeros).
-    - ``valid``: ``(M,)`` bool, which slots hold a figure.
-    - ``seed``: ``()`` int64, the clip's seed (``generate_clip(seed, spec)`` rebuilds it).
+    """Synthetic clips as tensors: items as :func:`vidmatte.data.items.make_item` packs them, with
+    ``M = spec.instances[1]`` slots, guidance masks from the simulated segmenter (tracks matched to
+    figures by their first frame), and ``seed`` the clip's seed (``generate_clip(seed, spec)``
+    rebuilds it before augmentation).
     """
 
     def __init__(self, config: SyntheticConfig | None = None) -> None:
@@ -88,24 +79,4 @@ class SyntheticMattingDataset(IterableDataset):
             augmented = augment_clip(rng, fgr, alphas, bgr, config.augment)
             fgr, bgr, alphas, com = augmented.fgr, augmented.bgr, augmented.alphas, augmented.com
         guidance = simulate_segmenter(alphas, config.errors, np.random.default_rng([seed, 1]))
-        slots = config.spec.instances[1]
-        padded = np.zeros((slots, *alphas.shape[1:]), np.float32)
-        padded[: len(alphas)] = alphas
-        masks = np.zeros_like(padded)
-        for track, instance in zip(guidance.masks, guidance.instance, strict=True):
-            masks[instance] = track
-        valid = np.arange(slots) < len(alphas)
-        return {
-            "frames": _channels_first(com),
-            "fgr": _channels_first(fgr),
-            "bgr": _channels_first(bgr),
-            "pha": torch.from_numpy(padded.sum(axis=0).clip(0, 1)[:, None].copy()),
-            "alphas": torch.from_numpy(padded[:, :, None].copy()),
-            "masks": torch.from_numpy(masks[:, :, None].copy()),
-            "valid": torch.from_numpy(valid),
-            "seed": torch.tensor(seed, dtype=torch.int64),
-        }
-
-
-def _channels_first(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32))
+        return make_item(com, fgr, bgr, alphas, guidance, config.spec.instances[1], seed)
