@@ -370,6 +370,28 @@ def _run_build_vm_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ convert-msgvim
+def _add_convert_msgvim(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "convert-msgvim",
+        help="convert a checkpoint of the reference MSG-VIM code to msgvim-r34 safetensors weights",
+        description="Rename the weights of a reference MSG-VIM checkpoint (torch.save of "
+        "{'state_dict': ...}, as the VIM repository writes it) to this package's msgvim-r34, check "
+        "that every tensor fits, and write them as safetensors for matte-vim --weights.",
+    )
+    p.add_argument("--checkpoint", required=True, help="reference checkpoint (.pth)")
+    p.add_argument("--out", required=True, help="output weights (.safetensors)")
+    p.set_defaults(run=_run_convert_msgvim)
+
+
+def _run_convert_msgvim(args: argparse.Namespace) -> int:
+    from vidmatte.models.msgvim.convert import convert_reference_checkpoint
+
+    count = convert_reference_checkpoint(args.checkpoint, args.out)
+    print(f"{args.out}: {count} tensors of msgvim-r34")
+    return 0
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_demo,
     _add_eval,
@@ -377,6 +399,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synth,
     _add_build_vm_benchmark,
     _add_matte_vim,
+    _add_convert_msgvim,
 )
 
 
