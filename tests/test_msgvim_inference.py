@@ -19,6 +19,7 @@ from vidmatte.inference.msgvim import (
     TrackGuidance,
     load_weights,
     matte_clip,
+    matte_videos,
     normalised_u8,
 )
 from vidmatte.io.frames import list_frames, read_grey_u8, write_image
@@ -202,3 +203,18 @@ def test_instance_batches_shrink_when_memory_runs_out():
     assert model.batches == [2, 2, 1] and session.instance_batch == 2
     with pytest.raises(VidmatteError, match="out of memory on cpu for one instance of 2 frames at 8x8"):
         MsgVimSession(_SmallMemory(limit=0))(np.zeros((2, 8, 8, 3), np.float32), targets, targets)
+
+
+def test_unpadded_frame_numbers_are_processed_in_time_order(tmp_path: Path):
+    for t in range(12):
+        write_image(tmp_path / "data" / "clip" / "com" / f"{t}.png", np.full((4, 6, 3), t, np.uint8))
+        write_image(tmp_path / "masks" / "clip" / "a" / f"{t}.png", np.full((4, 6), 255, np.uint8))
+    seen: list[float] = []
+
+    def record(rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
+        seen.extend(np.round(rgb[:, 0, 0, 0] * 255).tolist())
+        return targets.astype(np.float32)
+
+    matte_videos(tmp_path / "data", tmp_path / "out", lambda: record, masks=tmp_path / "masks", chunk_size=5)
+    assert seen == list(range(12))
+    assert len(list_frames(tmp_path / "out" / "clip" / "a")) == 12

@@ -310,6 +310,18 @@ def matte_clip(
     return guidance.names
 
 
+def frame_order(path: Path) -> tuple[int, int, str]:
+    """Sort key of a frame file: numeric names by number (``2.png`` before ``10.png``), then the rest by name.
+
+    The reference inference orders frames by the number in their name; a plain name sort would put
+    unpadded frame numbers out of time order.
+
+    >>> [p.name for p in sorted(map(Path, ["10.png", "2.png", "b.png", "a.png"]), key=frame_order)]
+    ['2.png', '10.png', 'a.png', 'b.png']
+    """
+    return (0, int(path.stem), path.name) if path.stem.isdigit() else (1, 0, path.name)
+
+
 def clip_folders(data: str | os.PathLike) -> list[Path]:
     """The clips of a VIM50-style folder (``<clip>/com/``), or ``[data]`` if it is one clip itself.
 
@@ -382,7 +394,7 @@ def matte_videos(
         )
     written = {}
     for folder in folders:
-        frames = list_frames(folder / FRAMES_FOLDER)
+        frames = sorted(list_frames(folder / FRAMES_FOLDER), key=frame_order)
         stems = [f.stem for f in frames]
         if masks is not None:
             guidance: InstanceGuidance = PngGuidance(Path(masks) / folder.name, stems)
