@@ -31,13 +31,43 @@ CONN_STEP = 0.1
 CONN_MIN_DIFF = np.float32(0.15)  # differences to the round-down level below this count as 0
 
 
+@numba.njit(cache=True, fastmath=True)
+def _error_sums(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    """``(sum|p - g|, sum (p - g)^2)`` in one pass, differences taken in float32 as numpy would."""
+    abs_sum = 0.0
+    sq_sum = 0.0
+    p = pred.ravel()
+    g = true.ravel()
+    for i in range(p.shape[0]):
+        d = np.float64(np.float32(p[i] - g[i]))
+        abs_sum += abs(d)
+        sq_sum += d * d
+    return abs_sum, sq_sum
+
+
+@numba.njit(cache=True, fastmath=True)
+def _temporal_sq_sum(
+    pred: np.ndarray, pred_prev: np.ndarray, true: np.ndarray, true_prev: np.ndarray
+) -> float:
+    total = 0.0
+    p, pp, g, gp = pred.ravel(), pred_prev.ravel(), true.ravel(), true_prev.ravel()
+    for i in range(p.shape[0]):
+        d = np.float64(np.float32(np.float32(p[i] - pp[i]) - np.float32(g[i] - gp[i])))
+        total += d * d
+    return total
+
+
+def _flat32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
 def mad(pred: np.ndarray, true: np.ndarray) -> float:
     """Mean absolute difference: ``mean|p - g| * 1e3``.
 
     >>> mad(np.array([[0.0, 1.0]], np.float32), np.array([[0.5, 1.0]], np.float32))
     250.0
     """
-    return float(np.abs(pred - true).mean() * MAD_SCALE)
+    return _error_sums(_flat32(pred), _flat32(true))[0] / true.size * MAD_SCALE
 
 
 def mse(pred: np.ndarray, true: np.ndarray) -> float:
@@ -46,7 +76,7 @@ def mse(pred: np.ndarray, true: np.ndarray) -> float:
     >>> mse(np.array([[0.0, 1.0]], np.float32), np.array([[0.5, 1.0]], np.float32))
     125.0
     """
-    return float(((pred - true) ** 2).mean() * MSE_SCALE)
+    return _error_sums(_flat32(pred), _flat32(true))[1] / true.size * MSE_SCALE
 
 
 def dtssd(pred: np.ndarray, pred_prev: np.ndarray, true: np.ndarray, true_prev: np.ndarray) -> float:
@@ -59,8 +89,8 @@ def dtssd(pred: np.ndarray, pred_prev: np.ndarray, true: np.ndarray, true_prev: 
     >>> dtssd(np.full((1, 4), 0.5, np.float32), z, z, z)
     50.0
     """
-    diff = (pred - pred_prev) - (true - true_prev)
-    return float(np.sqrt(np.sum(diff**2) / true.size) * DTSSD_SCALE)
+    total = _temporal_sq_sum(_flat32(pred), _flat32(pred_prev), _flat32(true), _flat32(true_prev))
+    return math.sqrt(total / true.size) * DTSSD_SCALE
 
 
 @numba.njit(cache=True)

@@ -230,6 +230,8 @@ def _warm_up_kernels() -> None:
     frame = np.zeros((16, 16), np.float32)
     alpha.grad(frame, frame)
     alpha.conn(frame, frame)
+    alpha.mad(frame, frame)
+    alpha.dtssd(frame, frame, frame, frame)
     colour = np.zeros((16, 16, 3), np.uint8)
     colour.setflags(write=False)  # as Pillow hands them over: one specialisation, compiled here
     alpha.foreground_errors(colour, colour, frame)
