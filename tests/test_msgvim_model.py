@@ -172,3 +172,11 @@ def test_dilation_equals_opencv(size):
         for c in range(3):
             expected = cv2.dilate(mask[n, c].astype(np.uint8), kernel.numpy().astype(np.uint8))
             np.testing.assert_array_equal(result[n, c], expected.astype(bool))
+
+
+def test_a_state_of_another_size_is_refused():
+    model = msgvim_tiny().eval()
+    with torch.no_grad():
+        state = model(*_clip(1, 2, 32, 32)).state
+        with pytest.raises(ValueError, match="temporal state of shape"):
+            model(*_clip(1, 2, 64, 32), state)

@@ -54,6 +54,11 @@ class TemporalFeatureGuidance(nn.Module):
         """
         kept, guided = features.split([features.shape[2] - self.guided_channels, self.guided_channels], dim=2)
         hidden = None if state is None else state.hidden
+        if hidden is not None and hidden.shape != guided[:, 0].shape:
+            raise ValueError(
+                f"temporal state of shape {tuple(hidden.shape)} does not fit frames giving "
+                f"{tuple(guided[:, 0].shape)}: carry it only between chunks of the same sequences and size"
+            )
         outputs = []
         for t in range(guided.shape[1]):
             drive = self.input_to_hidden(guided[:, t])
