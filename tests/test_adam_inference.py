@@ -85,13 +85,23 @@ def test_uint8_frames_and_hd_auto_downsampling(model):
     assert session.memory.long_term.key.shape[1] == (320 // 16) * (512 // 16)
 
 
-def test_bfloat16_session_is_finite_and_close(model):
+@pytest.mark.parametrize("downsample_ratio", [1.0, 0.5])
+def test_bfloat16_session_is_finite_and_close(model, downsample_ratio):
     clip = frames(3)
-    reference = run(AdamSession(model), clip)
-    low = run(AdamSession(model, precision="bf16"), clip)
+    reference = run(AdamSession(model, downsample_ratio=downsample_ratio), clip)
+    low = run(AdamSession(model, precision="bf16", downsample_ratio=downsample_ratio), clip)
     for (a, _), (b, _) in zip(reference, low, strict=True):
         assert b.dtype == torch.float32 and torch.isfinite(b).all()
         assert (a - b).abs().mean() < 0.05
+
+
+def test_channels_last_gives_the_same_mattes(model):
+    clip = frames(3, 48, 80)
+    nhwc = run(AdamSession(model, channels_last=True, downsample_ratio=0.5), clip)
+    nchw = run(AdamSession(model, channels_last=False, downsample_ratio=0.5), clip)
+    for (a, f), (b, g) in zip(nhwc, nchw, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(f, g, atol=1e-5, rtol=1e-4)
 
 
 def test_mask_of_the_wrong_size_is_reported():

@@ -112,7 +112,9 @@ class AdamDecoder(nn.Module):
         x = self.up8(self.up16(z), f8)
         mask_logits = self.mask_head(x)
         coarse_alpha = self.coarse_head(x).sigmoid()
-        hidden = self.refine(torch.cat([self.up2(self.up4(x, f4), f2), image], 1))
+        x = self.up2(self.up4(x, f4), f2)
+        # under autocast the features are in the low precision: match them rather than promote them
+        hidden = self.refine(torch.cat([x, image.to(x.dtype)], 1))
         fine = self.fine_head(hidden)
         alpha = fine[:, :1].sigmoid()
         foreground = (fine[:, 1:] + image).clamp(0, 1)

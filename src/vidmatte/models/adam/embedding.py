@@ -27,5 +27,6 @@ class FgBgEmbedding(nn.Module):
         Returns:
             ``(B, L, dim)``, the Fg/Bg embedded values ``V_fb``.
         """
+        # in the values' dtype, so that under autocast the memory stays in the low precision
         m = foreground.unsqueeze(-1).to(values.dtype)
-        return values + m * self.foreground + (1 - m) * self.background
+        return values + m * self.foreground.to(values.dtype) + (1 - m) * self.background.to(values.dtype)

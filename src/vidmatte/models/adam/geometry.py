@@ -58,7 +58,9 @@ class FrameGeometry:
         if not self.downsampled:
             return x
         size = (self.low_height, self.low_width)
-        return F.interpolate(x, size, mode="bilinear", align_corners=False, antialias=True)
+        # antialiased resizing has no bfloat16 kernel on CPU; a mask made under autocast may be one
+        low = F.interpolate(x.float(), size, mode="bilinear", align_corners=False, antialias=True)
+        return low.to(x.dtype)
 
     def pad(self, x: Tensor) -> Tensor:
         """``(N, C, low_height, low_width)`` -> the padded size, repeating the border."""

@@ -157,10 +157,13 @@ class AdamModel(nn.Module):
         """
         geometry = FrameGeometry.for_size(frames.shape[-2], frames.shape[-1], downsample_ratio)
         image = geometry.pad(geometry.downsample(frames))
-        frame = self.encode(image)
-        logits = self.decode(self.read_memory(frame, self.empty_memory()), frame, image).mask_logits
+        logits = self._memoryless_mask_logits(self.encode(image), image)
         probability = geometry.crop(logits.softmax(1)[:, 1:], MASK_STRIDE)
         return F.interpolate(probability, frames.shape[-2:], mode="bilinear", align_corners=False)
+
+    def _memoryless_mask_logits(self, frame: EncodedFrame, image: Tensor) -> Tensor:
+        """``m_p`` of a frame decoded with an empty memory (it attends to itself only)."""
+        return self.decode(self.read_memory(frame, self.empty_memory()), frame, image).mask_logits
 
     # ---------------------------------------------------------------------------------- forward
     def forward(
@@ -203,8 +206,7 @@ class AdamModel(nn.Module):
             frame, image = encoded.select(batch, t), images[:, t]
             if len(memory) == 0:
                 if first_mask is None:
-                    logits = self.decode(self.read_memory(frame, memory), frame, image).mask_logits
-                    start = foreground_tokens(logits)
+                    start = foreground_tokens(self._memoryless_mask_logits(frame, image))
                 else:
                     start = geometry.mask_tokens(first_mask)
                 memory = memory.add(self.encode_memory(frame, start))

@@ -1,0 +1,210 @@
+"""Speed and memory of AdaM's online inference on CPU.
+
+Usage: ``python benchmarks/adam_speed.py [--model adam-mnv2] [--sizes 512x288 1920x1080]
+[--precisions fp32 bf16] [--frames 20] [--memory-frames 300] [--threads N] [--nchw]
+[--stages] [--profile]``
+
+For each frame size and precision it reports the frames per second of :class:`AdamSession.step`
+(frames of 1920x1080 go through the automatic downsampling to 512x288 and the guided filter),
+after a warm-up that fills the memory. ``--stages`` splits a frame's time into encode / read
+memory / decode / guided filter; ``--profile`` prints the operators that take the most time. The
+peak resident memory of a ``--memory-frames`` clip is measured in a fresh process, with the
+resident size after 10 frames beside it to show that memory does not grow with the clip.
+Frames are random: the cost does not depend on their content. Weights and frames are channels-last
+(NHWC), as :class:`AdamSession` stores them by default; ``--nchw`` measures the contiguous layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from vidmatte import build_model
+from vidmatte.inference.adam import AdamSession, autocast
+from vidmatte.models.adam.geometry import FrameGeometry
+
+WARMUP_FRAMES = 6  # fills the long-term entry and N = 4 short-term entries, plus one
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512x288"`` -> ``(width, height)``."""
+    width, height = (int(v) for v in text.lower().split("x"))
+    return width, height
+
+
+MEMORY_FORMAT = {False: torch.contiguous_format, True: torch.channels_last}
+
+
+def random_frames(count: int, width: int, height: int, channels_last: bool = False) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    layout = MEMORY_FORMAT[channels_last]
+    return [
+        torch.rand(1, 3, height, width, generator=generator).contiguous(memory_format=layout)
+        for _ in range(count)
+    ]
+
+
+def frames_per_second(
+    model, width: int, height: int, precision: str, frames: int, channels_last: bool
+) -> float:
+    """Frames per second of a session's ``step`` after ``WARMUP_FRAMES`` untimed frames."""
+    clip = random_frames(min(frames, 8), width, height, channels_last)
+    session = AdamSession(model, precision=precision, channels_last=channels_last)
+    for t in range(WARMUP_FRAMES):
+        session.step(clip[t % len(clip)])
+    start = time.perf_counter()
+    for t in range(frames):
+        session.step(clip[t % len(clip)])
+    return frames / (time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def stage_seconds(
+    model, width: int, height: int, precision: str, repeats: int, channels_last: bool
+) -> dict[str, float]:
+    """Mean seconds per frame of each stage, with a full memory (1 + N entries)."""
+    geometry = FrameGeometry.for_size(height, width)
+    frame = random_frames(1, width, height, channels_last)[0]
+    times = {"resize+pad": 0.0, "encode": 0.0, "read_memory": 0.0, "decode": 0.0, "guided_filter": 0.0}
+    with autocast(torch.device("cpu"), precision):
+        image = geometry.pad(geometry.downsample(frame))
+        encoded = model.encode(image)
+        memory = model.empty_memory()
+        for _ in range(1 + model.memory_capacity):
+            memory = memory.add(model.encode_memory(encoded, torch.rand(1, encoded.key.shape[1])))
+        for _ in range(repeats):
+            tick = time.perf_counter()
+            image = geometry.pad(geometry.downsample(frame))
+            times["resize+pad"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            encoded = model.encode(image)
+            times["encode"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            features = model.read_memory(encoded, memory)
+            times["read_memory"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            decoded = model.decode(features, encoded, image)
+            times["decode"] += time.perf_counter() - tick
+            if geometry.downsampled:
+                tick = time.perf_counter()
+                model.refiner(
+                    frame,
+                    geometry.crop(image),
+                    geometry.crop(decoded.foreground),
+                    geometry.crop(decoded.alpha),
+                    geometry.crop(decoded.hidden),
+                )
+                times["guided_filter"] += time.perf_counter() - tick
+    return {name: seconds / repeats for name, seconds in times.items()}
+
+
+def profile(model, width: int, height: int, precision: str, frames: int, channels_last: bool) -> str:
+    clip = random_frames(2, width, height, channels_last)
+    session = AdamSession(model, precision=precision, channels_last=channels_last)
+    for t in range(WARMUP_FRAMES):
+        session.step(clip[t % 2])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        for t in range(frames):
+            session.step(clip[t % 2])
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+
+
+def resident_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory_child(
+    model_name: str, width: int, height: int, precision: str, frames: int, channels_last: bool
+) -> None:
+    """Run a clip and print JSON with resident memory (MiB); called in a fresh process."""
+    torch.manual_seed(0)
+    model = build_model(model_name).to(memory_format=MEMORY_FORMAT[channels_last])
+    session = AdamSession(model, precision=precision, channels_last=channels_last)
+    generator = torch.Generator().manual_seed(0)
+    after_10 = 0
+    for t in range(frames):
+        frame = torch.rand(1, 3, height, width, generator=generator)
+        session.step(frame.contiguous(memory_format=MEMORY_FORMAT[channels_last]))
+        if t == 9:
+            after_10 = resident_kib("VmRSS")
+    print(
+        json.dumps(
+            {
+                "rss_after_10_mib": after_10 / 1024,
+                "rss_end_mib": resident_kib("VmRSS") / 1024,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "memory_entries": len(session.memory),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="adam-mnv2")
+    parser.add_argument("--sizes", nargs="+", default=["512x288", "1920x1080"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--frames", type=int, default=20, help="timed frames per measurement")
+    parser.add_argument("--memory-frames", type=int, default=300, help="clip for peak memory (0: skip)")
+    parser.add_argument("--nchw", action="store_true", help="contiguous weights and frames, not NHWC")
+    parser.add_argument("--stages", action="store_true", help="time each stage")
+    parser.add_argument("--profile", action="store_true", help="print the most expensive operators")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--peak-child", nargs=3, metavar=("SIZE", "PREC", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    channels_last = not args.nchw
+    if args.peak_child:
+        width, height = parse_size(args.peak_child[0])
+        peak_memory_child(
+            args.model, width, height, args.peak_child[1], int(args.peak_child[2]), channels_last
+        )
+        return
+
+    torch.manual_seed(0)
+    model = build_model(args.model).eval().to(memory_format=MEMORY_FORMAT[channels_last])
+    backbone = sum(p.numel() for p in model.encoder.backbone.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    print(f"{args.model}: backbone {backbone / 1e6:.3f} M, total {total / 1e6:.3f} M parameters")
+    layout = "channels-last" if channels_last else "contiguous"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {layout}")
+    for size in args.sizes:
+        width, height = parse_size(size)
+        for precision in args.precisions:
+            fps = frames_per_second(model, width, height, precision, args.frames, channels_last)
+            print(f"{size} {precision}: {fps:.2f} fps ({1000 / fps:.1f} ms/frame)")
+            if args.stages:
+                repeats = max(3, args.frames // 4)
+                stages = stage_seconds(model, width, height, precision, repeats, channels_last)
+                print("  " + ", ".join(f"{name} {1000 * s:.1f} ms" for name, s in stages.items()))
+            if args.profile:
+                print(profile(model, width, height, precision, max(3, args.frames // 4), channels_last))
+            if args.memory_frames:
+                command = [sys.executable, __file__, "--model", args.model]
+                if args.threads:
+                    command += ["--threads", str(args.threads)]
+                if args.nchw:
+                    command.append("--nchw")
+                command += ["--peak-child", size, precision, str(args.memory_frames)]
+                child = subprocess.run(command, capture_output=True, check=True, text=True)
+                result = json.loads(child.stdout)
+                print(
+                    f"  {args.memory_frames} frames: peak RSS {result['peak_rss_mib']:.0f} MiB, "
+                    f"RSS after 10 frames {result['rss_after_10_mib']:.0f} MiB, "
+                    f"at the end {result['rss_end_mib']:.0f} MiB, {result['memory_entries']} memory entries"
+                )
+
+
+if __name__ == "__main__":
+    main()
