@@ -310,8 +310,9 @@ def pose_at(fig: FigureParams, t: float) -> Pose:
     hip_radius = 0.95 * waist_r * h * depth_factor
     parts.append(Part(Capsule(hips[0], hips[1], hip_radius, hip_radius), BOTTOM))
     if fig.dress:
-        hem = pelvis - up * 0.25 * h
-        parts.append(Part(Capsule(pelvis + up * 0.05 * h, hem, 0.08 * h, 0.16 * h * width_factor), TOP))
+        hem = pelvis - up * 0.27 * h
+        waist = waist_r * h * depth_factor
+        parts.append(Part(Capsule(pelvis + up * 0.05 * h, hem, waist, 0.14 * h * depth_factor), TOP))
     parts.append(Part(Capsule(neck - up * 0.02 * h, head, 0.024 * h, 0.024 * h), SKIN))
     parts.append(Part(Ellipse(head, rx, ry, head_angle), SKIN))
     if fig.frontal > 0.55:

@@ -56,7 +56,7 @@ def sample_hair(rng: np.random.Generator, colour: np.ndarray, long: bool, length
         length: typical strand length as a fraction of the figure's height.
     """
     count = int(rng.integers(260, 480) if long else rng.integers(140, 260))
-    flyaway = rng.random(count) < 0.12
+    flyaway = rng.random(count) < 0.07
     root_angle = rng.uniform(-np.pi + 0.15, -0.15, count) if long else rng.uniform(-np.pi - 0.3, 0.3, count)
     side = np.where(np.cos(root_angle) >= 0, 1.0, -1.0)
     if long:
@@ -72,8 +72,16 @@ def sample_hair(rng: np.random.Generator, colour: np.ndarray, long: bool, length
     gravity = np.where(flyaway, rng.uniform(0.1, 0.8, count), gravity)
     width = 0.4 + 2.6 * rng.random(count) ** 2.5
     opacity = np.where(flyaway, rng.uniform(0.25, 0.6, count), rng.uniform(0.6, 1.0, count))
+    # one waviness per head (straight, wavy or curly), varied a little from strand to strand
+    wave = rng.choice([0.05, 0.3, 0.7], p=[0.5, 0.35, 0.15])
+    turns = rng.uniform(1.0, 3.0) if wave < 0.6 else rng.uniform(3.0, 6.0)
     curl = np.stack(
-        [rng.uniform(0.0, 0.5, count) ** 2, rng.uniform(0.5, 3.5, count), rng.uniform(0, 2 * np.pi, count)], 1
+        [
+            wave * rng.uniform(0.5, 1.0, count),
+            turns * rng.uniform(0.8, 1.25, count),
+            rng.uniform(0, 2 * np.pi, count),
+        ],
+        1,
     )
     as32 = np.float32
     return Hair(
