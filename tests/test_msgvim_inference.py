@@ -148,6 +148,17 @@ def test_ytvis_guidance(vim: Path, tmp_path: Path):
     second = _outputs(out / "clip0", "001")
     assert second.shape == (FRAMES, H, W)
     assert second[2].max() == 0 and second[5:].max() == 0 and second[4].max() == 255  # null and past the end
+    other = Track(2, 1, 0.7, [encode_rle(_mask(0, t)) for t in range(FRAMES)])
+    json_path.write_text(json.dumps([t.__dict__ for t in [*tracks, other]]))
+    with pytest.raises(VidmatteError, match="tracks of 2 videos for 1 clips"):
+        matte_videos(vim / "VIM50", out, GuidanceAsAlpha, ytvis=json_path)
+    assert matte_videos(vim / "VIM50", out, GuidanceAsAlpha, ytvis=json_path, video_id=2) == {
+        "clip0": ["000"]
+    }
+    assert matte_videos(vim / "VIM50", tmp_path / "none", GuidanceAsAlpha, ytvis=json_path, video_id=3) == {
+        "clip0": []
+    }
+    assert (tmp_path / "none" / "clip0").is_dir()  # scored by eval-vim as a clip without predictions
     too_long = Track(1, 1, 0.5, [None] * (FRAMES + 1))
     with pytest.raises(VidmatteError, match="track 0 has 8 frames, the video 7"):
         TrackGuidance([too_long], FRAMES, "x.json")

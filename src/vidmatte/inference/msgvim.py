@@ -53,7 +53,8 @@ class PngGuidance:
     Args:
         root: the clip's guidance folder, one sub-folder per instance.
         stems: the video's frame names without extension.
-        names: instance folders to read, in this order (default: all, sorted).
+        names: instance folders to read, in this order (default: all, sorted; there may be none:
+            a clip where the segmenter found nobody).
     """
 
     def __init__(
@@ -65,8 +66,6 @@ class PngGuidance:
         self.names = (
             list(names) if names is not None else sorted(p.name for p in root.iterdir() if p.is_dir())
         )
-        if not self.names:
-            raise VidmatteError(f"{root}: no instance folder")
         known = set(stems)
         self._files: list[dict[str, Path]] = []
         for name in self.names:
@@ -106,8 +105,6 @@ class TrackGuidance:
     """
 
     def __init__(self, tracks: Sequence[Track], frame_count: int, source: str = "tracks") -> None:
-        if not tracks:
-            raise VidmatteError(f"{source}: no track for this video")
         for index, track in enumerate(tracks):
             if len(track.segmentations) > frame_count:
                 raise VidmatteError(
@@ -119,9 +116,10 @@ class TrackGuidance:
 
     def masks(self, frame: int, stem: str, size: tuple[int, int]) -> np.ndarray:
         """``(N, H, W)`` bool; empty where a track has no segmentation."""
-        return np.stack(
-            [t.mask(frame, size, f"{self._source} track {i}") for i, t in enumerate(self._tracks)]
-        )
+        masks = np.zeros((len(self._tracks), *size), dtype=bool)
+        for index, track in enumerate(self._tracks):
+            masks[index] = track.mask(frame, size, f"{self._source} track {index}")
+        return masks
 
 
 def union_of_others(masks: np.ndarray) -> np.ndarray:
@@ -289,6 +287,7 @@ def matte_clip(
             f"reference masks name instances {reference_guidance.names}, the target masks {guidance.names}"
         )
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # a clip without instances still gets its (empty) folder
     for start in range(0, len(frames), chunk_size):
         paths = frames[start : start + chunk_size]
         rgb = np.stack([read_rgb(p) for p in paths])
@@ -339,15 +338,35 @@ def clip_folders(data: str | os.PathLike) -> list[Path]:
     return clips
 
 
-def ytvis_guidance(path: str | os.PathLike, frame_count: int, video_id: int | None = None) -> TrackGuidance:
-    """Guidance of one clip from a YouTube-VIS result file (tracks of ``video_id``, or of the only video)."""
-    tracks = read_ytvis_json(path)
+def ytvis_video_ids(
+    path: str | os.PathLike, tracks: Sequence[Track], clips: Sequence[str], video_id: int | None = None
+) -> dict[str, int]:
+    """Which video of a YouTube-VIS result file guides which clip.
+
+    One clip takes ``video_id`` (or the file's only video). Several clips are paired with the file's
+    video ids in ascending order (YouTube-VIS numbers the videos of its annotation file from 1, in
+    order), which needs as many videos as clips.
+
+    Args:
+        path: the file, for messages.
+        tracks: its tracks.
+        clips: every clip name of the data set, sorted.
+        video_id: the video for a single clip.
+
+    Raises:
+        VidmatteError: the pairing is ambiguous.
+    """
     videos = sorted({t.video_id for t in tracks})
-    if video_id is None and len(videos) > 1:
-        raise VidmatteError(f"{path}: tracks of {len(videos)} videos ({videos}); choose one by its video id")
     if video_id is not None:
-        tracks = [t for t in tracks if t.video_id == video_id]
-    return TrackGuidance(tracks, frame_count, source=str(path))
+        if len(clips) != 1:
+            raise VidmatteError(f"{path}: a video id selects the tracks of one clip, not {len(clips)}")
+        return {clips[0]: video_id}
+    if len(videos) == len(clips) or (len(clips) == 1 and len(videos) == 1):
+        return dict(zip(clips, videos, strict=True))
+    raise VidmatteError(
+        f"{path}: tracks of {len(videos)} videos for {len(clips)} clips; choose one clip and its video id, "
+        "or give a folder of <clip>.json"
+    )
 
 
 def matte_videos(
@@ -369,9 +388,10 @@ def matte_videos(
         out: output root.
         matter_for_clip: makes a fresh :data:`ChunkMatter` per clip (e.g. a new :class:`MsgVimSession`).
         masks: PNG guidance root, ``<masks>/<clip>/<instance>/<frame>.png``.
-        ytvis: YouTube-VIS result JSON (one clip) or a folder of ``<clip>.json``; instead of ``masks``.
+        ytvis: YouTube-VIS result JSON (see :func:`ytvis_video_ids` for how its videos pair with the
+            clips) or a folder of ``<clip>.json``; instead of ``masks``.
         reference_masks: PNG reference root like ``masks`` (default: union of the other instances).
-        video_id: the video of ``ytvis`` to use when the file holds several.
+        video_id: the video of the ``ytvis`` file that guides the (single) clip.
         clips: clip names to process (default: all).
         chunk_size: frames per chunk.
         normalise: keep the instances' alphas from summing past 1.
@@ -388,19 +408,24 @@ def matte_videos(
         if missing:
             raise VidmatteError(f"{Path(data) / missing[0]}: no such clip")
         folders = [known[c] for c in clips]
-    if ytvis is not None and Path(ytvis).is_file() and len(folders) > 1:
-        raise VidmatteError(
-            f"{ytvis}: one JSON file guides one clip; give a folder of <clip>.json for {len(folders)}"
-        )
+    tracks: list[Track] = []
+    video_ids: dict[str, int] = {}
+    if ytvis is not None and Path(ytvis).is_file():
+        tracks = read_ytvis_json(ytvis)
+        names = [f.name for f in folders] if video_id is not None else [f.name for f in clip_folders(data)]
+        video_ids = ytvis_video_ids(ytvis, tracks, names, video_id)
     written = {}
     for folder in folders:
         frames = sorted(list_frames(folder / FRAMES_FOLDER), key=frame_order)
         stems = [f.stem for f in frames]
         if masks is not None:
             guidance: InstanceGuidance = PngGuidance(Path(masks) / folder.name, stems)
+        elif video_ids:
+            clip_tracks = [t for t in tracks if t.video_id == video_ids[folder.name]]
+            guidance = TrackGuidance(clip_tracks, len(frames), f"{ytvis} video {video_ids[folder.name]}")
         else:
-            json_path = Path(ytvis) if Path(ytvis).is_file() else Path(ytvis) / f"{folder.name}.json"
-            guidance = ytvis_guidance(json_path, len(frames), video_id)
+            json_path = Path(ytvis) / f"{folder.name}.json"
+            guidance = TrackGuidance(read_ytvis_json(json_path), len(frames), str(json_path))
         reference = None
         if reference_masks is not None:
             reference = PngGuidance(Path(reference_masks) / folder.name, stems, guidance.names)
