@@ -4,8 +4,9 @@ Usage: ``python benchmarks/synth_speed.py [--frames 50] [--size 512x288] [--inst
 [--write] [--profile]``
 
 For each instance range it generates ``--seeds`` clips (after one warm-up clip that loads the
-scikit-image photographs) and reports seconds per clip and frames per second, single-threaded
-numpy. ``--write`` also times writing each clip as PNGs in the VM layout (com, pha, fgr, bgr);
+scikit-image photographs) and reports wall-clock and CPU seconds per clip (they differ when other
+processes share the cores; the generator is single-threaded numpy) and frames per second.
+``--write`` also times writing each clip as PNGs in the VM layout (com, pha, fgr, bgr);
 ``--profile`` prints the functions that take the most time.
 """
 
@@ -33,21 +34,22 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     generate_clip(0, ClipSpec(frames=2, width=width, height=height))  # warm-up: imports, photos
     profiler = cProfile.Profile() if args.profile else None
-    print(f"{'instances':>9}  {'clip s':>7}  {'frames/s':>8}  {'write s':>7}")
+    print(f"{'instances':>9}  {'clip s':>7}  {'cpu s':>7}  {'frames/s':>8}  {'write s':>7}")
     for text in args.instances:
         low, _, high = text.partition("-")
         spec = ClipSpec(
             frames=args.frames, width=width, height=height, instances=(int(low), int(high or low))
         )
-        generate_seconds, write_seconds = [], []
+        generate_seconds, cpu_seconds, write_seconds = [], [], []
         for seed in range(args.seeds):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             if profiler is not None:
                 profiler.enable()
             clip = generate_clip(seed, spec)
             if profiler is not None:
                 profiler.disable()
             generate_seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
             if args.write:
                 with tempfile.TemporaryDirectory() as folder:
                     start = time.perf_counter()
@@ -56,7 +58,8 @@ def main() -> None:
                     write_seconds.append(time.perf_counter() - start)
         mean = sum(generate_seconds) / len(generate_seconds)
         written = f"{sum(write_seconds) / len(write_seconds):7.2f}" if write_seconds else f"{'-':>7}"
-        print(f"{text:>9}  {mean:7.2f}  {args.frames / mean:8.1f}  {written}")
+        cpu = sum(cpu_seconds) / len(cpu_seconds)
+        print(f"{text:>9}  {mean:7.2f}  {cpu:7.2f}  {args.frames / mean:8.1f}  {written}")
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
 

@@ -409,14 +409,14 @@ def _draw_part(
     if sub.empty:
         return
     ys, xs = sub.grid()
+    distance, radius = part.shape.field(ys, xs)
     cover = np.zeros((sub.y1 - sub.y0, sub.x1 - sub.x0), np.float32)
     for sample in samples:
-        distance, _ = sample.shape.field(ys, xs)
+        sample_distance = distance if sample is part else sample.shape.field(ys, xs)[0]
         if sample.ring > 0:
-            distance = np.abs(distance + sample.ring / 2) - sample.ring / 2
-        cover += coverage(distance)
+            sample_distance = np.abs(sample_distance + sample.ring / 2) - sample.ring / 2
+        cover += coverage(sample_distance)
     cover *= part.opacity / len(samples)
-    distance, radius = part.shape.field(ys, xs)
     # darker towards the silhouette, as a lit cylinder
     shade = part.shade * (0.62 + 0.38 * np.sqrt(np.clip(-distance / np.maximum(radius, 1.0), 0.0, 1.0)))
     u, v = (xs - pose.pelvis[0]) / fig.height, (ys - pose.pelvis[1]) / fig.height

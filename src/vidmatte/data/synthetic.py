@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidmatte.data.background import render_background, sample_background
-from vidmatte.data.composite import composite, stack_layers
+from vidmatte.data.composite import composite, over, unpremultiply
 from vidmatte.data.figure import FigureParams, render_figure, sample_figure
 
 _HEAD_TOP = 0.46  # head top above the pelvis, in figure heights
@@ -138,22 +138,26 @@ def generate_clip(seed: int, spec: ClipSpec = ClipSpec()) -> Clip:
     fgr = np.empty((*shape, 3), np.float32)
     bgr = np.empty((*shape, 3), np.float32)
     pha = np.empty(shape, np.float32)
-    alphas = np.empty((count, *shape), np.float32)
-    hidden = np.empty((count, spec.frames), np.float32)
-    layer_alpha = np.zeros((count, spec.height, spec.width), np.float32)
-    layer_colour = np.zeros((count, spec.height, spec.width, 3), np.float32)
+    alphas = np.zeros((count, *shape), np.float32)
+    hidden = np.zeros((count, spec.frames), np.float32)
+    premultiplied = np.empty((spec.height, spec.width, 3), np.float32)
+    fallback = figures[-1].palette[0].astype(np.float32)  # colour where no figure is
     for t in range(spec.frames):
+        # stack the figures back to front, touching only the window each one covers
+        pha[t] = 0.0
+        premultiplied[...] = 0.0
+        area = np.zeros(count, np.float32)
         for index, figure in enumerate(figures):
             alpha, colour, window = render_figure(figure, float(t), spec.height, spec.width)
-            layer_alpha[index] = 0.0
-            layer_colour[index] = figure.palette[0]
-            if not window.empty:
-                layer_alpha[index, window.y0 : window.y1, window.x0 : window.x1] = alpha
-                layer_colour[index, window.y0 : window.y1, window.x0 : window.x1] = colour
-        layered = stack_layers(layer_alpha, layer_colour)
-        alphas[:, t], pha[t], fgr[t] = layered.visible, layered.pha, layered.fgr
-        area = layer_alpha.sum(axis=(1, 2))
-        hidden[:, t] = (area - layered.visible.sum(axis=(1, 2))) / np.maximum(area, 1e-6)
+            if window.empty:
+                continue
+            region = (slice(window.y0, window.y1), slice(window.x0, window.x1))
+            alphas[:index, t][(slice(None), *region)] *= 1.0 - alpha
+            alphas[index, t][region] = alpha
+            over(pha[t][region], premultiplied[region], alpha, colour)
+            area[index] = alpha.sum()
+        fgr[t] = unpremultiply(pha[t], premultiplied, fallback)
+        hidden[:, t] = (area - alphas[:, t].sum(axis=(1, 2))) / np.maximum(area, 1e-6)
         bgr[t] = render_background(background, float(t), spec.height, spec.width)
     return Clip(
         com=composite(fgr, pha, bgr),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import zoom
+from PIL import Image
 
 PATTERNS = ("plain", "stripes", "checks", "dots", "noise")
 
@@ -14,22 +14,20 @@ def value_noise(rng: np.random.Generator, size: int, cells: int, octaves: int = 
     """Tileable fractal value noise.
 
     Args:
-        size: side of the square output in pixels (a multiple of ``cells * 2**(octaves-1)``
-            is not required; the result is cropped).
+        size: side of the square output in pixels.
         cells: random values per side at the coarsest octave.
 
     Returns:
         ``(size, size)`` float32 in [0, 1].
     """
     total = np.zeros((size, size), np.float32)
-    norm = 0.0
     for octave in range(octaves):
         n = cells * 2**octave
-        grid = rng.random((n, n)).astype(np.float32)
-        up = zoom(grid, size / n, order=3, mode="grid-wrap", grid_mode=True)[:size, :size]
-        total += up * 0.5**octave
-        norm += 0.5**octave
-    total /= norm
+        cell = int(np.ceil(size / n))
+        # wrap-pad the grid so that bicubic interpolation joins the tile's edges
+        grid = np.pad(rng.random((n, n)).astype(np.float32), 2, mode="wrap")
+        up = Image.fromarray(grid, mode="F").resize(((n + 4) * cell, (n + 4) * cell), Image.BICUBIC)
+        total += np.asarray(up)[2 * cell : 2 * cell + size, 2 * cell : 2 * cell + size] * 0.5**octave
     lo, hi = total.min(), total.max()
     return ((total - lo) / max(hi - lo, 1e-6)).astype(np.float32)
 
