@@ -9,7 +9,7 @@ import torch
 
 from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
-from vidmatte.inference.msgvim import load_weights
+from vidmatte.models.loading import load_model
 from vidmatte.models.msgvim.convert import convert_reference_state_dict, read_reference_checkpoint
 from vidmatte.models.msgvim.factory import msgvim_r34
 
@@ -100,18 +100,20 @@ def test_a_full_checkpoint_converts_through_the_cli(tmp_path: Path, capsys):
     source, target = tmp_path / "msgvim.pth", tmp_path / "msgvim-r34.safetensors"
     torch.save({"state_dict": state}, source)
     assert main(["convert-msgvim", "--checkpoint", str(source), "--out", str(target)]) == 0
-    loaded = load_weights(msgvim_r34(), target).state_dict()
+    loaded = load_model(target).state_dict()  # the file records msgvim-r34
     key = "decoder.stages.3.0.temporal.input_to_hidden.weight"
     assert torch.equal(loaded[key], state["decoder.layer4.0.tmp_network.ih.weight"])
     del state["decoder.bn1.running_mean"]
     torch.save({"state_dict": state}, source)
     assert main(["convert-msgvim", "--checkpoint", str(source), "--out", str(target)]) == 2
-    assert "does not fit msgvim-r34" in capsys.readouterr().err
+    assert "msgvim.pth: weights do not fit MsgVim: 1 missing (first: decoder.to_full.1.running_mean)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_unknown_keys_and_unreadable_files(tmp_path: Path):
     with pytest.raises(VidmatteError, match=r"decoder\.refine_OS2\.0\.weight: not a parameter"):
         convert_reference_state_dict({"decoder.refine_OS2.0.weight": torch.zeros(1)})
     (tmp_path / "bad.pth").write_text("not a checkpoint")
-    with pytest.raises(VidmatteError, match=r"bad\.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(VidmatteError, match=r"bad\.pth: refused, not a plain tensor file"):
         read_reference_checkpoint(tmp_path / "bad.pth")

@@ -17,13 +17,13 @@ from vidmatte.inference.msgvim import (
     MsgVimSession,
     PngGuidance,
     TrackGuidance,
-    load_weights,
     matte_clip,
     matte_videos,
     normalised_u8,
 )
 from vidmatte.io.frames import list_frames, read_grey_u8, write_image
 from vidmatte.io.masks import Track, encode_rle
+from vidmatte.models.loading import save_weights
 from vidmatte.models.msgvim.factory import msgvim_tiny
 from vidmatte.models.msgvim.model import MsgVimOutput
 from vidmatte.models.msgvim.temporal_guidance import TemporalState
@@ -119,20 +119,21 @@ def test_carried_state_equals_one_chunk_and_instance_batches_agree(vim: Path, tm
 
 
 def test_weights_through_the_cli(vim: Path, tmp_path: Path, capsys):
-    weights = tmp_path / "tiny.safetensors"
-    save_file(_tiny_session().model.state_dict(), str(weights))
+    weights = save_weights(_tiny_session().model, tmp_path / "tiny.safetensors", "msgvim-tiny")
     out = tmp_path / "out"
     args = ["matte-vim", "--data", str(vim / "VIM50"), "--masks", str(vim / "tg_masks"), "--out", str(out)]
     assert (
-        main([*args, "--model", "msgvim-tiny", "--weights", str(weights), "--chunk", "4", "--carry-state"])
+        main([*args, "--weights", str(weights), "--chunk", "4", "--carry-state", "--instance-batch", "1"])
         == 0
     )
     assert len(list_frames(out / "clip0" / "a")) == FRAMES
-    assert main([*args, "--model", "msgvim-small", "--weights", str(weights)]) == 2
-    assert "weights do not fit the model" in capsys.readouterr().err
+    bare = tmp_path / "bare.safetensors"
+    save_file(_tiny_session().model.state_dict(), str(bare))  # records no model name
+    assert main([*args, "--model", "msgvim-tiny", "--weights", str(bare)]) == 0
+    assert main([*args, "--model", "msgvim-small", "--weights", str(bare)]) == 2
+    assert "weights do not fit MsgVim" in capsys.readouterr().err
     assert main(args) == 2
-    with pytest.raises(VidmatteError, match="cannot read weights"):
-        load_weights(msgvim_tiny(), tmp_path / "missing.safetensors")
+    assert "needs --weights" in capsys.readouterr().err
 
 
 def test_ytvis_guidance(vim: Path, tmp_path: Path):

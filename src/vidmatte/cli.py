@@ -230,8 +230,11 @@ def _add_matte_vim(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--video-id", type=int, help="video of the --ytvis file to use when it holds several")
     p.add_argument("--clips", nargs="+", help="process only these clips (default: all)")
     p.add_argument("--baseline", choices=("guidance",), help="guidance: write the guidance masks as alphas")
-    p.add_argument("--model", default="msgvim-r34", help="named configuration (default: msgvim-r34)")
-    p.add_argument("--weights", help="safetensors weights of --model (required unless --baseline)")
+    p.add_argument(
+        "--weights",
+        help="msgvim-default (shipped, msgvim-small) or a weights file (required unless --baseline)",
+    )
+    p.add_argument("--model", help="registry name of the network, if the weights file does not record it")
     p.add_argument(
         "--chunk", type=_positive_int, default=10, help="frames per chunk (default 10; 1: frame by frame)"
     )
@@ -245,16 +248,16 @@ def _add_matte_vim(subparsers: argparse._SubParsersAction) -> None:
 def _run_matte_vim(args: argparse.Namespace) -> int:
     import functools
 
-    from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, load_weights, matte_videos
+    from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, matte_videos
 
     if args.baseline == "guidance":
         matter_for_clip = GuidanceAsAlpha
     elif not args.weights:
         raise VidmatteError("matte-vim needs --weights (or --baseline guidance)")
     else:
-        from vidmatte.models.registry import build_model
+        from vidmatte.models.loading import load_model
 
-        model = load_weights(build_model(args.model), args.weights).to(args.device)
+        model = load_model(args.weights, model=args.model, device=args.device)
         matter_for_clip = functools.partial(
             MsgVimSession, model, args.carry_state, args.instance_batch, device=args.device
         )
@@ -387,8 +390,7 @@ def _add_convert_msgvim(subparsers: argparse._SubParsersAction) -> None:
 def _run_convert_msgvim(args: argparse.Namespace) -> int:
     from vidmatte.models.msgvim.convert import convert_reference_checkpoint
 
-    count = convert_reference_checkpoint(args.checkpoint, args.out)
-    print(f"{args.out}: {count} tensors of msgvim-r34")
+    print(f"{convert_reference_checkpoint(args.checkpoint, args.out)}: msgvim-r34 weights")
     return 0
 
 

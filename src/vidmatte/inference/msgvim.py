@@ -433,30 +433,3 @@ def matte_videos(
             frames, guidance, Path(out) / folder.name, matter_for_clip(), chunk_size, reference, normalise
         )
     return written
-
-
-def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
-    """Load a safetensors state dict with strict key and shape checks.
-
-    Raises:
-        VidmatteError: unreadable file, or keys or shapes that do not match the model.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (OSError, SafetensorError) as error:
-        raise VidmatteError(f"{path}: cannot read weights ({error})") from None
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        details = [
-            f"{len(v)} {what} (first: {v[0]})"
-            for what, v in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong))
-            if v
-        ]
-        raise VidmatteError(f"{path}: weights do not fit the model: keys {'; '.join(details)}")
-    model.load_state_dict(state)
-    return model

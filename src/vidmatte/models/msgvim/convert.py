@@ -10,13 +10,12 @@ conversion only renames: ``weight_bar`` becomes the parametrization's ``original
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from vidmatte.errors import VidmatteError
+from vidmatte.models.loading import check_weights, read_weights, save_weights
 
 _SPECTRAL = {
     "weight_bar": "parametrizations.weight.original",
@@ -101,47 +100,28 @@ def convert_reference_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def read_reference_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Read a reference checkpoint (``torch.save`` of ``{"state_dict": ...}``) and convert its weights.
+    """Read a reference checkpoint (``.pth``, ``torch.save`` of ``{"state_dict": ...}``) and convert it.
 
     Raises:
-        VidmatteError: unreadable file, no ``state_dict``, or an unknown key.
+        VidmatteError: unreadable file, no tensor dict inside, or an unknown key.
     """
-    path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise VidmatteError(f"{path}: no such file") from None
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as error:
-        raise VidmatteError(f"{path}: not a readable PyTorch checkpoint ({error})") from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise VidmatteError(f"{path}: no state dict inside")
+    state, _ = read_weights(path)
     try:
         return convert_reference_state_dict(state)
     except VidmatteError as error:
         raise VidmatteError(f"{path}: {error}") from None
 
 
-def convert_reference_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> int:
-    """Convert a reference checkpoint to ``msgvim-r34`` safetensors weights.
-
-    Returns:
-        The number of tensors written.
+def convert_reference_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Convert a reference checkpoint to ``msgvim-r34`` safetensors weights (recording the model name).
 
     Raises:
         VidmatteError: the checkpoint cannot be read or does not fit ``msgvim-r34`` exactly.
     """
-    from safetensors.torch import save_file
-
     from vidmatte.models.msgvim.factory import msgvim_r34
 
     state = read_reference_checkpoint(source)
     model = msgvim_r34()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise VidmatteError(f"{source}: does not fit msgvim-r34 ({error})") from None
-    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    save_file(weights, str(target))
-    return len(weights)
+    check_weights(model, state, source)
+    model.load_state_dict(state)
+    return save_weights(model, target, "msgvim-r34")
