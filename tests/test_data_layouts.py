@@ -139,3 +139,13 @@ def test_crgnn_reader_pairs_sparse_annotations_with_frames(tmp_path: Path) -> No
     write_image(tmp_path / "v1" / "alpha" / "frame00099.png", image[..., 0])
     with pytest.raises(VidmatteError, match=r"frame00099\.png: no frame named frame00099"):
         list_crgnn_clips(tmp_path)
+
+
+def test_crgnn_reader_accepts_folder_aliases_and_names_a_missing_folder(tmp_path: Path) -> None:
+    image = np.zeros((4, 4, 3), np.uint8)
+    write_image(tmp_path / "v1" / "com" / "frame00001.png", image)
+    write_image(tmp_path / "v1" / "pha" / "frame00001.png", image[..., 0])
+    assert list_crgnn_clips(tmp_path)[0].annotations == {0: tmp_path / "v1" / "pha" / "frame00001.png"}
+    shutil.rmtree(tmp_path / "v1" / "pha")
+    with pytest.raises(VidmatteError, match=r"v1: CRGNN clip without a 'alpha' folder"):
+        list_crgnn_clips(tmp_path)

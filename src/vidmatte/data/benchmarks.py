@@ -5,7 +5,8 @@
   guidance ``<masks>/tg_masks/<clip>/<track>/<frame>.png`` and ``re_masks/...`` (binarised at >= 128).
 - CRGNN real videos: ``<root>/<clip>/frames/<frame>`` with alphas for every 10th frame in
   ``<root>/<clip>/alpha/<frame>.png`` (``frame00001.png``, ``frame00011.png``, ...); a frame and its
-  alpha share a file stem.
+  alpha share a file stem. Decision (the published archive documents no layout): the frame folder
+  may also be called ``com`` or ``rgb``, the alpha folder ``pha``.
 
 Readers list files and check the layout (every clip has its folders, the same frames in each);
 a bad layout raises :class:`~vidmatte.errors.VidmatteError` naming the folder.
@@ -26,6 +27,8 @@ from vidmatte.io.frames import list_frames, read_alpha, read_rgb, write_image
 from vidmatte.io.masks import read_mask
 
 VM_FOLDERS = ("com", "pha", "fgr", "bgr")
+CRGNN_FRAMES = ("frames", "com", "rgb")  # accepted names of a CRGNN clip's frame folder
+CRGNN_ALPHAS = ("alpha", "pha")
 
 
 def frame_name(index: int) -> str:
@@ -213,15 +216,19 @@ def list_crgnn_clips(root: str | os.PathLike) -> list[CRGNNClipFiles]:
         raise VidmatteError(f"{root}: no such folder")
     clips = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for required in ("frames", "alpha"):
-            if not (folder / required).is_dir():
-                raise VidmatteError(f"{folder}: CRGNN clip without a '{required}' folder")
-        frames = list_frames(folder / "frames")
+        found = {}
+        for role, names in (("frames", CRGNN_FRAMES), ("alpha", CRGNN_ALPHAS)):
+            found[role] = next((folder / n for n in names if (folder / n).is_dir()), None)
+            if found[role] is None:
+                raise VidmatteError(
+                    f"{folder}: CRGNN clip without a '{role}' folder (one of {', '.join(names)})"
+                )
+        frames = list_frames(found["frames"])
         index = {p.stem: i for i, p in enumerate(frames)}
         annotations = {}
-        for alpha in list_frames(folder / "alpha"):
+        for alpha in list_frames(found["alpha"]):
             if alpha.stem not in index:
-                raise VidmatteError(f"{alpha}: no frame named {alpha.stem} in {folder / 'frames'}")
+                raise VidmatteError(f"{alpha}: no frame named {alpha.stem} in {found['frames']}")
             annotations[index[alpha.stem]] = alpha
         clips.append(CRGNNClipFiles(folder.name, frames, annotations))
     if not clips:
