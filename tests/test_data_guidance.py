@@ -110,3 +110,11 @@ def test_tracks_round_trip_through_youtube_vis_json(tmp_path: Path) -> None:
 def test_track_count_follows_instances(count: int) -> None:
     _, guidance = _run(SegmenterErrors(missed_instance=0.0), count=count)
     assert guidance.masks.shape[0] == count and len(guidance.scores) == count
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(holes=1.5), dict(identity_switch=-0.1), dict(boundary=-1), dict(coarse_factor=0)]
+)
+def test_impossible_error_models_are_rejected(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        SegmenterErrors(**bad)

@@ -149,3 +149,13 @@ def test_crgnn_reader_accepts_folder_aliases_and_names_a_missing_folder(tmp_path
     shutil.rmtree(tmp_path / "v1" / "pha")
     with pytest.raises(VidmatteError, match=r"v1: CRGNN clip without a 'alpha' folder"):
         list_crgnn_clips(tmp_path)
+
+
+def test_cli_reports_an_impossible_error_model_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["synth", "--out", str(tmp_path), "--clips", "1", "--mask-holes", "2"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "vidmatte: error: segmenter error model: holes must be in [0, 1], got 2.0"
+    )

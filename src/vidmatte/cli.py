@@ -192,7 +192,10 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     errors = SegmenterErrors.none() if args.no_mask_errors else SegmenterErrors()
     overrides = {f.name: getattr(args, f"mask_{f.name}") for f in fields(SegmenterErrors)}
-    errors = replace(errors, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        errors = replace(errors, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as error:
+        raise VidmatteError(f"segmenter error model: {error}") from None
     instances = args.instances or ((1, 1) if args.layout == "vm" else (2, 4))
     spec = ClipSpec(
         frames=args.frames,
@@ -394,6 +397,45 @@ def _run_convert_msgvim(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- train
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train AdaM or MSG-VIM from a YAML config (one process, or one per device under torchrun)",
+        description="Train a model as a config file describes (configs/*.yaml): AdaM stages 1-3, MSG-VIM, "
+        "or their synthetic variants. Run it directly for one process, or under "
+        "'torchrun --nproc_per_node N -m vidmatte.cli train ...' for DistributedDataParallel. "
+        "Checkpoints, train_log.jsonl and TensorBoard events go to the config's 'out' folder.",
+    )
+    p.add_argument("--config", required=True, help="experiment file (YAML)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue from the run's latest checkpoint (or from CHECKPOINT); starts afresh if there is none",
+    )
+    p.add_argument(
+        "--override",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replace settings of the file, e.g. steps=100 optim.lr=3e-4 data.size=[64,64]",
+    )
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from vidmatte.training.config import load_config
+    from vidmatte.training.trainer import run_training
+
+    summary = run_training(load_config(args.config, args.override), resume=args.resume)
+    if summary:
+        print("final " + " ".join(f"{k} {v:.4f}" for k, v in summary.items()), flush=True)
+    return 0
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_demo,
     _add_eval,
@@ -402,6 +444,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_build_vm_benchmark,
     _add_matte_vim,
     _add_convert_msgvim,
+    _add_train,
 )
 
 

@@ -4,6 +4,9 @@ Masks start from the ground-truth visible alphas (binarised), then receive the e
 the output of real segmenters such as MaskTrackRCNN: coarse (low-resolution) boundaries, eroded
 or dilated outlines, frames where an instance is missed, holes, false positive blobs, identity
 switches between two tracks, and an instance that is never detected at all.
+
+For training MSG-VIM, :func:`augment_masks` adds the paper's Mixture of Mask Augmentations (mask
+erase, paste and merge) and temporal mask guidance on top.
 """
 
 from __future__ import annotations
@@ -51,6 +54,17 @@ class SegmenterErrors:
     blob_size: float = 0.06
     identity_switch: float = 0.1
     missed_instance: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "coarse", "missing_frames", "holes", "false_positives", "identity_switch",
+                     "missed_instance"):  # fmt: skip
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("coarse_factor", "boundary", "boundary_jitter", "hole_size", "blob_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.coarse_factor < 1:
+            raise ValueError(f"coarse_factor must be at least 1, got {self.coarse_factor}")
 
     @classmethod
     def none(cls) -> SegmenterErrors:
