@@ -7,8 +7,8 @@ import pytest
 
 from vidmatte.data.background import render_background, sample_background
 from vidmatte.data.composite import composite, stack_layers
-from vidmatte.data.figure import render_figure, sample_figure
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.figure import pose_at, render_figure, sample_figure
+from vidmatte.data.synthetic import ClipSpec, generate_clip, plan_figures
 
 TINY = ClipSpec(frames=4, width=64, height=48)
 
@@ -127,3 +127,14 @@ def test_stack_layers_matches_explicit_over() -> None:
 def test_clip_spec_rejects_impossible_requests(bad: dict) -> None:
     with pytest.raises(ValueError):
         ClipSpec(**bad)
+
+
+def test_two_figure_clips_often_have_one_walk_in_or_out_of_view() -> None:
+    spec = ClipSpec(frames=50, width=512, height=288, instances=(2, 2))
+    outside = 0
+    for seed in range(20):
+        figures = plan_figures(np.random.default_rng(seed), spec, 2)
+        for figure in figures:
+            xs = [pose_at(figure, t).pelvis[0] for t in (0.0, 49.0)]
+            outside += any(x < -0.15 * figure.height or x > 512 + 0.15 * figure.height for x in xs)
+    assert outside >= 4

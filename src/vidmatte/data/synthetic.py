@@ -19,6 +19,8 @@ from vidmatte.data.figure import FigureParams, render_figure, sample_figure
 _HEAD_TOP = 0.46  # head top above the pelvis, in figure heights
 _FEET = 0.49  # feet below the pelvis, in figure heights
 _MAX_SPEED = 0.035  # figure heights per frame (a brisk walk)
+_RUN_SPEED = 0.07  # figure heights per frame (a jog), for figures that must cross the frame's edge
+_OFF_SCREEN = 0.3  # a pelvis this many figure heights past the edge leaves the figure out of view
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
 
     One figure stays near the middle of the frame, framed from the head down. Several figures
     stand at different depths (nearer is larger and lower); the first two cross each other
-    near the middle of the clip, the others walk in from, or out of, the sides.
+    near the middle of the clip (the second often jogging in from off screen or out of view),
+    the others walk in from, or out of, the sides.
     """
     h_frame, w_frame, frames = spec.height, spec.width, spec.frames
     if count == 1:
@@ -95,16 +98,27 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
     heights = np.sort(rng.uniform(0.45, 0.85, count)) * h_frame
     figures = []
     direction = rng.choice([-1.0, 1.0])
+    meet = rng.uniform(0.35, 0.65) * (frames - 1)
+    x_meet = (0.5 + rng.uniform(-0.15, 0.15)) * w_frame
     for index, height in enumerate(heights):
         depth = index / (count - 1)
         feet = (0.85 + 0.2 * depth + rng.uniform(-0.03, 0.03)) * h_frame
-        speed = rng.uniform(0.3, 1.0) * _MAX_SPEED * height
         if index < 2:
-            # the first two cross: both pass near the middle at about the same time
-            meet = rng.uniform(0.35, 0.65) * frames
-            x_meet = (0.5 + rng.uniform(-0.08, 0.08)) * w_frame
+            # the first two pass the same point at the same time, in opposite directions
+            speed = rng.uniform(0.3, 1.0) * _MAX_SPEED * height
+            if index == 1 and rng.random() < 0.6:
+                # the second one walks in from off screen, or out of view, if it can do so at a jog
+                enters = rng.random() < 0.5
+                ahead = direction > 0  # the edge it walks towards
+                edge = (w_frame if ahead else 0.0) + (1 if ahead else -1) * _OFF_SCREEN * height
+                behind = (0.0 if ahead else w_frame) - (1 if ahead else -1) * _OFF_SCREEN * height
+                distance, time = (
+                    (abs(x_meet - behind), meet) if enters else (abs(edge - x_meet), frames - 1 - meet)
+                )
+                if time > 0 and distance / time <= _RUN_SPEED * height:
+                    speed = max(speed, distance / time)
             velocity = np.array([direction * speed, 0.0])
-            start_x = x_meet - velocity[0] * meet
+            start_x = x_meet + (index - 0.5) * 0.1 * height - velocity[0] * meet
             direction = -direction
         else:
             speed = rng.uniform(0.6, 1.0) * _MAX_SPEED * height
