@@ -14,7 +14,7 @@ import numpy as np
 
 from vidmatte.data.raster import Window, splat_strands
 
-_MAX_SAMPLES = 160  # samples along the longest strand; spacing stays under a pixel up to 160 px
+_MAX_SAMPLES = 1024  # samples along the longest strand: about one per pixel, up to 1024 px
 _LANES = 3  # a strand up to 3 px wide is drawn as up to 3 parallel one-pixel lanes
 _DENSITY_TO_ALPHA = 1.3  # alpha = 1 - exp(-k * density): overlapping strands saturate
 
