@@ -14,3 +14,11 @@ def build_model(name: str, **overrides):
     from vidmatte.models.registry import build_model as _build
 
     return _build(name, **overrides)
+
+
+def load_model(name_or_path: str, model: str | None = None, device: str = "cpu"):
+    """Load trained weights: ``adam-default``, ``msgvim-default`` or a weights file (see
+    :func:`vidmatte.models.loading.load_model`)."""
+    from vidmatte.models.loading import load_model as _load
+
+    return _load(name_or_path, model=model, device=device)

@@ -1,0 +1,361 @@
+"""The training loop: :class:`Trainer` with ``fit``, ``validate``, ``save`` and ``resume``.
+
+One process without a launcher, or one process per device under ``torchrun``
+(DistributedDataParallel); rank 0 alone logs and saves. Every random number of a run derives from
+``config.seed`` and the data position is the number of batches consumed per stream, so a run
+resumed from a checkpoint continues exactly as if it had never stopped (bitwise on CPU with
+``deterministic: true``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from vidmatte.errors import VidmatteError
+from vidmatte.models.loading import MODEL_KEY, load_weights_into
+from vidmatte.models.registry import build_model
+from vidmatte.training.batches import Batch, BatchStream
+from vidmatte.training.checkpoint import Checkpoint, CheckpointStore, find_checkpoint, read_state
+from vidmatte.training.config import OptimConfig, TrainConfig, config_to_dict
+from vidmatte.training.distributed import (
+    DistributedContext,
+    barrier,
+    broadcast_buffers,
+    gather_objects,
+    init_distributed,
+    mean_over_ranks,
+    shutdown_distributed,
+)
+from vidmatte.training.progress import ProgressReporter
+from vidmatte.training.stages import MODEL_FAMILIES, SCHEDULES, StepResult, iteration_plan
+
+ALPHA_SCALE = 1e3  # validation MAD is reported x 1e3, as the benchmarks do
+
+
+class WarmupCosine:
+    """Learning-rate factor: linear warm-up for ``warmup`` steps, cosine decay to ``final`` at ``total``.
+
+    A callable object (not a lambda) so that ``LambdaLR`` saves it in its state dict.
+    """
+
+    def __init__(self, warmup: int, total: int, final: float) -> None:
+        self.warmup, self.total, self.final = warmup, total, final
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup - 1))
+        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+    """Adam parameter groups with per-module learning rates (the longest matching prefix wins).
+
+    Raises:
+        VidmatteError: a prefix in ``optim.lr_multipliers`` that names no parameter.
+    """
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefixes = [p for p in optim.lr_multipliers if name == p or name.startswith(p + ".")]
+        factor = 1.0
+        if prefixes:
+            prefix = max(prefixes, key=len)
+            used.add(prefix)
+            factor = optim.lr_multipliers[prefix]
+        groups.setdefault(factor, []).append(parameter)
+    unused = sorted(set(optim.lr_multipliers) - used)
+    if unused:
+        raise VidmatteError(f"optim.lr_multipliers: {unused[0]!r} names no parameter of the model")
+    return [{"params": params, "lr": optim.lr * factor} for factor, params in groups.items()]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``; ``None`` is full fp32."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def rng_state() -> dict[str, Any]:
+    """The python, numpy and torch (CPU and CUDA) generator states, as plain values and tensors."""
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            **numpy_state,
+            "state": {**numpy_state["state"], "key": numpy_state["state"]["key"].tolist()},
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    key = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state({**numpy_state, "state": {**numpy_state["state"], "key": key}})
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class Trainer:
+    """Trains one model on one stage.
+
+    Args:
+        config: the run.
+        context: the process's place in a distributed run (default: read from the environment
+            by :func:`init_distributed`).
+
+    Raises:
+        VidmatteError: a model of the wrong family for the stage, unreadable ``init`` weights,
+            missing data folders.
+    """
+
+    def __init__(self, config: TrainConfig, context: DistributedContext | None = None) -> None:
+        self.config = config
+        self.context = init_distributed(config.device) if context is None else context
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        seed_everything(config.seed)  # the same initial weights on every rank
+        model = build_model(config.model)
+        family = MODEL_FAMILIES[config.stage]
+        if not config.model.startswith(family + "-"):
+            raise VidmatteError(
+                f"model {config.model} cannot train in stage {config.stage} (needs {family}-*)"
+            )
+        if config.init is not None:
+            load_weights_into(model, config.init, expected_model=config.model)
+        seed_everything(config.seed + self.context.rank)
+        device = self.context.device
+        self.model = model.to(device)
+        self.network: nn.Module = self.model
+        if self.context.distributed:
+            self.network = DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                # AdaM's segmentation steps leave the alpha heads unused, and the guided filter
+                # only runs on downsampled frames
+                find_unused_parameters=family == "adam",
+            )
+        optim = config.optim
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(self.model, optim),
+            lr=optim.lr,
+            betas=optim.betas,
+            weight_decay=optim.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, WarmupCosine(optim.warmup_steps, config.steps, optim.final_lr_fraction)
+        )
+        self.amp_dtype = autocast_dtype(config.precision, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        rank, world = self.context.rank, self.context.world_size
+        self.streams = {
+            name: BatchStream(getattr(config, name), rank, world) for name, _ in SCHEDULES[config.stage]
+        }
+        self.store = CheckpointStore(Path(config.out) / "checkpoints", config.keep_last)
+        self.step = 0
+        self._validation: BatchStream | None = None
+
+    # -------------------------------------------------------------------------------- training
+    def _iteration(self) -> tuple[StepResult, float]:
+        """One optimisation step; returns its result and the largest learning rate it used."""
+        source, step_function = iteration_plan(self.config.stage, self.step)
+        batch = _to_device(next(self.streams[source]), self.context.device)
+        with torch.autocast(self.context.device.type, self.amp_dtype, enabled=self.amp_dtype is not None):
+            result = step_function(self.network, batch, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(result.loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.config.optim.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = max(self.scheduler.get_last_lr())
+        self.scheduler.step()
+        self.step += 1
+        return result, lr
+
+    def fit(self) -> dict[str, float]:
+        """Train from the current step to ``config.steps``, saving and validating on schedule.
+
+        Returns:
+            The last step's loss and terms (averaged over ranks).
+
+        Raises:
+            VidmatteError: the loss became NaN or infinite.
+        """
+        config, context = self.config, self.context
+        reporter = ProgressReporter(
+            Path(config.out), config.steps, self.step, config.log_every, context.is_main
+        )
+        summary: dict[str, float] = {}
+        self.network.train()
+        try:
+            while self.step < config.steps:
+                result, lr = self._iteration()
+                names = ["loss", *result.terms]
+                values = mean_over_ranks(
+                    context, torch.stack([result.loss.detach().float(), *result.terms.values()])
+                )
+                summary = dict(zip(names, values.tolist(), strict=True))
+                if not math.isfinite(summary["loss"]):
+                    raise VidmatteError(
+                        f"{config.out}: step {self.step}: the loss is not finite; lower optim.lr, "
+                        "set optim.clip_grad_norm or use precision fp32"
+                    )
+                clips = result.frames.shape[0] * context.world_size
+                terms = {k: v for k, v in summary.items() if k != "loss"}
+                reporter.step(self.step, summary["loss"], terms, lr, clips)
+                if config.image_every and self.step % config.image_every == 0:
+                    reporter.images(self.step, result.frames, result.alpha.detach(), result.truth)
+                if self.step % config.save_every == 0 or self.step == config.steps:
+                    self.save()
+                if config.validate_every and self.step % config.validate_every == 0:
+                    reporter.scalars(self.step, "val", self.validate())
+        finally:
+            reporter.close()
+        broadcast_buffers(context, self.model)
+        return summary
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Score the first ``validation_batches`` batches of ``config.validation`` (rank 0 only).
+
+        Returns:
+            ``{"loss": mean loss, "mad": mean |α - α_true| x 1e3}``; empty on other ranks or
+            without a validation source.
+        """
+        config = self.config
+        if config.validation is None or not self.context.is_main:
+            return {}
+        if self._validation is None:
+            self._validation = BatchStream(config.validation, limit=config.validation_batches)
+        self._validation.seek(0)
+        step_function = SCHEDULES[config.stage][0][1]
+        losses, errors = [], []
+        self.model.eval()
+        try:
+            for batch in self._validation:
+                batch = _to_device(batch, self.context.device)
+                with torch.autocast(
+                    self.context.device.type, self.amp_dtype, enabled=self.amp_dtype is not None
+                ):
+                    result = step_function(self.model, batch, config)
+                losses.append(float(result.loss))
+                errors.append(float((result.alpha.float() - result.truth.float()).abs().mean()) * ALPHA_SCALE)
+        finally:
+            self.model.train()
+        return {"loss": float(np.mean(losses)), "mad": float(np.mean(errors))}
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def save(self) -> Checkpoint | None:
+        """Write a checkpoint of the current step (every rank must call it; rank 0 writes).
+
+        Returns:
+            The checkpoint on rank 0, ``None`` on other ranks.
+        """
+        rng_states = gather_objects(self.context, rng_state())
+        checkpoint = None
+        if self.context.is_main:
+            state = {
+                "step": self.step,
+                "model": self.config.model,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "data": {name: stream.position for name, stream in self.streams.items()},
+                "rng": rng_states,
+                "config": config_to_dict(self.config),
+            }
+            checkpoint = self.store.save(
+                self.step, self.model.state_dict(), state, {MODEL_KEY: self.config.model}
+            )
+        barrier(self.context)
+        return checkpoint
+
+    def resume(self, path: str | Path | None = None) -> int:
+        """Continue from a checkpoint: ``path`` (either of its files) or the run's latest.
+
+        Restores weights, optimiser, scheduler, gradient scaler, step, data positions and RNG
+        states. Without any checkpoint in the run folder the run starts from step 0.
+
+        Returns:
+            The step training continues after.
+
+        Raises:
+            VidmatteError: a checkpoint of another model, of another optimiser layout, or unreadable.
+        """
+        checkpoint = find_checkpoint(path) if path is not None else self.store.latest()
+        if checkpoint is None:
+            if self.context.is_main:
+                print(f"{self.store.folder}: no checkpoint, starting from step 0", flush=True)
+            return self.step
+        state = read_state(checkpoint.state)
+        if state.get("model") != self.config.model:
+            raise VidmatteError(
+                f"{checkpoint.state}: training state of {state.get('model')}, not of {self.config.model}"
+            )
+        load_weights_into(self.model, checkpoint.weights, expected_model=self.config.model)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            positions = state["data"]
+            for name, stream in self.streams.items():
+                stream.seek(int(positions[name]))
+        except (KeyError, ValueError) as error:
+            raise VidmatteError(f"{checkpoint.state}: does not fit this run ({error})") from None
+        self.step = int(state["step"])
+        states = state["rng"]
+        set_rng_state(states[self.context.rank] if len(states) == self.context.world_size else states[0])
+        if self.context.is_main:
+            print(f"{checkpoint.weights}: resumed at step {self.step}", flush=True)
+        return self.step
+
+
+def run_training(config: TrainConfig, resume: bool | str | Path = False) -> dict[str, float]:
+    """Set up the process (group), train, and leave the group: what ``vidmatte train`` does.
+
+    Args:
+        config: the run.
+        resume: ``True`` continues from the run's latest checkpoint (if any), a path from that
+            checkpoint, ``False`` starts afresh.
+
+    Returns:
+        The last step's loss and terms.
+    """
+    context = init_distributed(config.device)
+    try:
+        trainer = Trainer(config, context)
+        if resume:
+            trainer.resume(None if resume is True else resume)
+        return trainer.fit()
+    finally:
+        shutdown_distributed(context)
