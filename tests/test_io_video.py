@@ -10,6 +10,8 @@ from typing import NamedTuple
 import av
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.atomic import partial_path
@@ -48,13 +50,15 @@ def _make_video(
     time_base: Fraction | None = None,
     codec: str = "libx264",
     options: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+    pix_fmt: str | None = None,
 ) -> Path:
     """Encode a test video with PyAV; optional sine audio track and explicit (variable) timestamps."""
     width, height = size
     with av.open(str(path), "w", options=options or {}) as container:
-        stream = container.add_stream(codec, rate=RATE)
+        stream = container.add_stream(codec, rate=RATE, options=codec_options or {})
         stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
+        stream.pix_fmt = pix_fmt or ("yuv444p" if width % 2 or height % 2 else "yuv420p")
         if time_base is not None:
             stream.codec_context.time_base = time_base
             stream.time_base = time_base
@@ -129,6 +133,26 @@ def test_reader_reports_the_video_and_streams_its_frames(source: Path, source_fr
     assert [f.pts for f in frames] == [round(i * step) for i in range(N)]
     # H.264 at CRF 23 on a smooth picture: close to what was encoded
     assert np.abs(frames[4].image.astype(int) - _colour(4)).mean() < 3
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "options", "pix_fmt"),
+    [
+        ("hevc.mkv", "libx265", {"x265-params": "log-level=none"}, None),
+        ("av1.mkv", "libsvtav1", {}, None),
+        ("vp9.webm", "libvpx-vp9", {}, None),
+        ("prores.mov", "prores_ks", {}, "yuv422p10le"),
+        ("mpeg4.avi", "mpeg4", {}, None),
+    ],
+)
+def test_reader_decodes_common_codecs(tmp_path: Path, name, codec, options, pix_fmt) -> None:
+    # SVT-AV1 needs at least 64x64
+    path = _make_video(tmp_path / name, size=(W, 64), codec=codec, codec_options=options, pix_fmt=pix_fmt)
+    with open_frames(path) as reader:
+        frames = list(reader)
+    assert (reader.info.width, reader.info.height, reader.info.frame_rate) == (W, 64, RATE)
+    assert len(frames) == N and frames[-1].pts * reader.info.time_base == Fraction(N - 1) / RATE
+    assert np.abs(frames[3].image.astype(int) - _colour(3, 64, W)).mean() < 6
 
 
 def test_reader_reads_an_image_folder(tmp_path: Path) -> None:
@@ -268,6 +292,10 @@ def test_variable_frame_rate_keeps_its_timestamps(tmp_path: Path) -> None:
             for frame in frames:
                 writer.write(frame.image, frame.pts)
         assert _decode(tmp_path / name).times == [Fraction(t, 1000) for t in milliseconds], name
+    # MP4 declares its frame count, so its average rate shows the variation (Matroska cannot tell)
+    with open_frames(tmp_path / "vfr.mp4") as reader:
+        assert reader.info.variable_frame_rate
+        assert reader.info.frame_rate == Fraction(len(milliseconds) * 1000, 570)
 
 
 @pytest.mark.parametrize("error", [RuntimeError("model failed"), KeyboardInterrupt()])
@@ -382,3 +410,19 @@ def test_a_truncated_video_yields_its_frames_then_fails_unless_accepted(tmp_path
     with open_frames(cut, accept_truncated=True) as reader:
         assert [frame.index for frame in reader] == seen
     assert reader.truncation == f"{len(seen)} of 20 frames decodable"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(max_size=4096),
+    header=st.sampled_from([b"", b"\x1aE\xdf\xa3", b"\x00\x00\x00\x18ftypmp42"]),
+)
+def test_arbitrary_bytes_give_frames_or_a_clear_error(tmp_path: Path, data: bytes, header: bytes) -> None:
+    path = tmp_path / "fuzz.mp4"
+    path.write_bytes(header + data)
+    try:
+        with open_frames(path) as reader:
+            for frame in reader:
+                assert frame.image.shape == (reader.info.height, reader.info.width, 3)
+    except VidmatteError as error:
+        assert str(error).startswith(str(path)) and "\n" not in str(error)

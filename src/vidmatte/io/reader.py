@@ -56,7 +56,8 @@ class VideoInfo:
         frame_count: number of frames the container declares, ``None`` when it declares none
             (Matroska/WebM); an image folder knows its count.
         variable_frame_rate: the container's average rate differs from its nominal rate, so frame
-            durations vary; writers keep the timestamps either way.
+            durations vary. Only as far as the container tells (MP4 does; Matroska/WebM, which
+            declare no frame count, usually cannot); writers keep the timestamps either way.
         start_time: time of the first frame in the source, seconds (what ``pts == 0`` stands for).
         audio: the audio track, ``None`` for a silent video or an image folder.
     """
