@@ -17,7 +17,15 @@ import numpy as np
 from vidmatte.data.composite import over, unpremultiply
 from vidmatte.data.hair import Hair, render_hair, sample_hair, strand_points
 from vidmatte.data.raster import Window, bounding_window, capsule_field, coverage, ellipse_field
-from vidmatte.data.texture import Material, random_colour, sample_cloth, shade_material, value_noise
+from vidmatte.data.texture import (
+    SHEET_EXTENT,
+    Material,
+    look_up,
+    random_colour,
+    sample_cloth,
+    texture_sheet,
+    value_noise,
+)
 
 SHUTTER = 0.5  # exposure as a fraction of the frame interval (a 180 degree shutter)
 _BLUR_STEP = 1.5  # one extra shutter sample per this many pixels a part moves during exposure
@@ -60,7 +68,8 @@ class FigureParams:
         hair: the strands (``None``: no hair); ``long_hair`` adds a mass of hair behind the head.
         veil, glass: semi-transparent parts; ``veil_opacity`` the veil's alpha.
         materials: surfaces indexed by ``SKIN, TOP, BOTTOM, SHOES, HAIR, VEIL, GLASS, EYES``.
-        noise: ``(S, S)`` tileable noise in [0, 1] for the textures.
+        textures: ``(8, S, S, 3)`` uint8, each material rendered on the figure's surface
+            coordinates (see :func:`vidmatte.data.texture.texture_sheet`).
     """
 
     height: float
@@ -87,7 +96,7 @@ class FigureParams:
     veil_opacity: float
     glass: bool
     materials: tuple[Material, ...]
-    noise: np.ndarray
+    textures: np.ndarray
 
     @property
     def palette(self) -> np.ndarray:
@@ -177,8 +186,16 @@ def sample_figure(
         veil_opacity=float(rng.uniform(0.3, 0.6)),
         glass=bool(rng.random() < glass_prob),
         materials=materials,
-        noise=value_noise(rng, 128, 8),
+        textures=_texture_sheets(materials, value_noise(rng, 128, 8), height),
     )
+
+
+_MAX_SHEET = 768  # texture sheet side in pixels; larger figures get slightly soft textures
+
+
+def _texture_sheets(materials: tuple[Material, ...], noise: np.ndarray, height: float) -> np.ndarray:
+    size = int(np.clip(np.ceil(2 * SHEET_EXTENT * height), 16, _MAX_SHEET))
+    return np.stack([texture_sheet(m, noise, size) for m in materials])
 
 
 class Capsule(NamedTuple):
@@ -420,7 +437,8 @@ def _draw_part(
     # darker towards the silhouette, as a lit cylinder
     shade = part.shade * (0.62 + 0.38 * np.sqrt(np.clip(-distance / np.maximum(radius, 1.0), 0.0, 1.0)))
     u, v = (xs - pose.pelvis[0]) / fig.height, (ys - pose.pelvis[1]) / fig.height
-    colour = shade_material(fig.materials[part.material], u, v, fig.noise, shade)
+    colour = look_up(fig.textures[part.material], u, v)
+    colour *= shade[..., None]
     region = (slice(sub.y0 - window.y0, sub.y1 - window.y0), slice(sub.x0 - window.x0, sub.x1 - window.x0))
     over(alpha[region], premultiplied[region], cover, colour)
 

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 PATTERNS = ("plain", "stripes", "checks", "dots", "noise")
+SHEET_EXTENT = 0.8  # a texture sheet covers +-0.8 figure heights around the figure's pelvis
 
 
 def value_noise(rng: np.random.Generator, size: int, cells: int, octaves: int = 3) -> np.ndarray:
@@ -106,6 +107,29 @@ def shade_material(
     grain = 1.0 + material.grain * (2 * _sample(noise, u * 3.1, v * 3.1) - 1)
     colour = material.base + (material.accent - material.base) * mix[..., None]
     return np.clip(colour * (grain * shade)[..., None], 0.0, 1.0).astype(np.float32)
+
+
+def texture_sheet(material: Material, noise: np.ndarray, size: int) -> np.ndarray:
+    """A material rendered once on a square of surface coordinates ``[-SHEET_EXTENT, SHEET_EXTENT]^2``,
+    so that colouring a part is a lookup (the patterns cost transcendental functions per pixel).
+
+    Returns:
+        ``(size, size, 3)`` uint8 RGB; row ``i`` is ``v``, column ``j`` is ``u``.
+    """
+    coords = ((np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1) * SHEET_EXTENT
+    colour = shade_material(
+        material, coords[None, :], coords[:, None], noise, np.ones((size, size), np.float32)
+    )
+    return (colour * 255 + 0.5).astype(np.uint8)
+
+
+def look_up(sheet: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Colours of a texture sheet at surface coordinates ``u (1, w)``, ``v (h, 1)``: ``(h, w, 3)`` float32."""
+    size = sheet.shape[0]
+    scale = size / (2 * SHEET_EXTENT)
+    iu = np.clip((u + SHEET_EXTENT) * scale, 0, size - 1).astype(np.intp)
+    iv = np.clip((v + SHEET_EXTENT) * scale, 0, size - 1).astype(np.intp)
+    return sheet[iv, iu].astype(np.float32) * np.float32(1 / 255)
 
 
 def _sample(noise: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
