@@ -108,3 +108,13 @@ def test_augment_clip_applies_one_geometry_to_foreground_and_alphas() -> None:
     out = augment_clip(rng, fgr, alpha, np.zeros((2, 30, 50, 3), np.float32), config)
     np.testing.assert_allclose(out.fgr[..., 0], out.alphas[0], atol=1e-5)
     assert out.alphas.shape == (1, 2, 24, 40) and out.bgr.shape == (2, 24, 40, 3)
+
+
+def test_background_geometry_never_shows_empty_corners() -> None:
+    config = AugmentConfig(size=(24, 40), rotate=10.0, shear=5.0, translate=0.1, scale=0.15, motion=1.0)
+    ones = np.ones((4, 30, 50), np.float32)
+    for seed in range(10):
+        geometry = sample_geometry(np.random.default_rng(seed), 4, (30, 50), config, inside=True)
+        assert warp(ones, geometry)[:, 1:-1, 1:-1].min() > 0.99
+    loose = [sample_geometry(np.random.default_rng(s), 4, (30, 50), config) for s in range(10)]
+    assert min(warp(ones, g)[:, 1:-1, 1:-1].min() for g in loose) < 0.5  # without the check, they do

@@ -9,7 +9,7 @@ equation still holds after augmentation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -35,6 +35,8 @@ class AugmentConfig:
         blur: probability of a defocus blur; ``blur_sigma`` its largest sigma in pixels.
         noise: probability of Gaussian sensor noise on the composite; ``noise_sigma`` its
             largest standard deviation.
+        anchor_bottom: keep the source's bottom edge on the output's bottom edge, so that a
+            person cut off by the bottom of the frame stays cut off by it when zoomed out.
     """
 
     size: tuple[int, int] = (288, 512)
@@ -53,6 +55,7 @@ class AugmentConfig:
     blur_sigma: float = 1.5
     noise: float = 0.3
     noise_sigma: float = 0.02
+    anchor_bottom: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,50 @@ class Geometry:
     size: tuple[int, int]
 
 
+_INSIDE_TRIES = 8
+
+
 def sample_geometry(
-    rng: np.random.Generator, frames: int, source: tuple[int, int], config: AugmentConfig
+    rng: np.random.Generator,
+    frames: int,
+    source: tuple[int, int],
+    config: AugmentConfig,
+    *,
+    inside: bool = False,
 ) -> Geometry:
     """Draw a clip's crop, flip and (possibly moving) affine transform.
 
     Args:
         source: the source frames' ``(height, width)``.
+        inside: every output pixel must come from inside the source (backgrounds have no empty
+            corners): draws again a few times, then falls back to a still crop.
     """
+    if not inside:
+        return _draw_geometry(rng, frames, source, config)
+    for _ in range(_INSIDE_TRIES):
+        geometry = _draw_geometry(rng, frames, source, config)
+        if _covers(geometry, source):
+            return geometry
+    still = replace(config, motion=0.0, translate=0.0, rotate=0.0, scale=0.0, shear=0.0)
+    return _draw_geometry(rng, frames, source, still)
+
+
+def _covers(geometry: Geometry, source: tuple[int, int]) -> bool:
+    out_h, out_w = geometry.size
+    corners = np.array([[0.0, 0.0, 1.0], [out_w, 0.0, 1.0], [0.0, out_h, 1.0], [out_w, out_h, 1.0]])
+    mapped = np.einsum("tij,kj->tki", geometry.matrices, corners)
+    slack = 1e-3
+    return bool(
+        (mapped[..., 0] >= -slack).all()
+        and (mapped[..., 0] <= source[1] + slack).all()
+        and (mapped[..., 1] >= -slack).all()
+        and (mapped[..., 1] <= source[0] + slack).all()
+    )
+
+
+def _draw_geometry(
+    rng: np.random.Generator, frames: int, source: tuple[int, int], config: AugmentConfig
+) -> Geometry:
     out_h, out_w = config.size
     src_h, src_w = source
     # the largest crop of the output's aspect ratio, shrunk by crop_scale, placed at random
@@ -88,6 +127,8 @@ def sample_geometry(
     # a crop larger than the source (crop_scale above 1) zooms out: the border is empty (zero)
     x0 = rng.uniform(min(0.0, src_w - crop_w), max(0.0, src_w - crop_w))
     y0 = rng.uniform(min(0.0, src_h - crop_h), max(0.0, src_h - crop_h))
+    if config.anchor_bottom:
+        y0 = src_h - crop_h
     crop = np.array([[zoom, 0.0, x0], [0.0, zoom, y0], [0.0, 0.0, 1.0]])
     flip = np.eye(3)
     if rng.random() < config.flip:
@@ -242,7 +283,8 @@ def augment_clip(
     alphas_out = np.stack([warp(a, geometry) for a in alphas]).clip(0.0, 1.0)
     blurred = defocus(rng, np.concatenate([fgr_out, alphas_out.transpose(1, 2, 3, 0)], axis=-1), config)
     fgr_out, alphas_out = blurred[..., :3], blurred[..., 3:].transpose(3, 0, 1, 2).clip(0.0, 1.0)
-    bgr_out = jitter_colour(rng, warp(bgr, sample_geometry(rng, frames, bgr.shape[1:3], config)), config)
+    camera = sample_geometry(rng, frames, bgr.shape[1:3], config, inside=True)
+    bgr_out = jitter_colour(rng, warp(bgr, camera), config)
     bgr_out = defocus(rng, bgr_out, config)
     pha = alphas_out.sum(axis=0).clip(0.0, 1.0)
     com = fgr_out * pha[..., None] + bgr_out * (1.0 - pha[..., None])

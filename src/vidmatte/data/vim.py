@@ -91,7 +91,16 @@ class InstanceMattingDataset(Dataset):
             fgr, pha = clip.read(int(rng.integers(0, clip.length - frames + 1)), frames)
             # spread the people over the width: slot k of n is centred near (k + 0.5) / n
             centre = (slot + 0.5) / count - 0.5 + rng.uniform(-0.1, 0.1)
-            placed = replace(config.augment, crop_scale=config.placement, translate=0.0)
+            # people stand on the bottom edge (where VideoMatte240K cuts them) and barely tilt
+            placed = replace(
+                config.augment,
+                crop_scale=config.placement,
+                translate=0.0,
+                scale=0.0,
+                rotate=min(config.augment.rotate, 3.0),
+                shear=0.0,
+                anchor_bottom=True,
+            )
             geometry = sample_geometry(rng, frames, fgr.shape[1:3], placed)
             # move the person right by d output pixels: source = M @ (x - d, y, 1)
             d = centre * 2 * config.spread * config.augment.size[1]
@@ -105,7 +114,7 @@ class InstanceMattingDataset(Dataset):
         visible = np.empty_like(layered.visible)
         visible[order] = layered.visible  # back to the slot order
         background = read_background(self.backgrounds[int(rng.integers(len(self.backgrounds)))], frames, rng)
-        camera = sample_geometry(rng, frames, background.shape[1:3], config.augment)
+        camera = sample_geometry(rng, frames, background.shape[1:3], config.augment, inside=True)
         bgr = jitter_colour(rng, warp(background, camera), config.augment)
         com = add_noise(rng, composite(layered.fgr, layered.pha, bgr), config.augment)
         guidance = simulate_segmenter(visible, config.errors, rng)

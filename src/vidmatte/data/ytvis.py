@@ -236,7 +236,7 @@ class _SegmentationDataset(Dataset):
         self, rng: np.random.Generator, frames: np.ndarray, masks: np.ndarray, seed: int
     ) -> dict[str, torch.Tensor]:
         config = self.config
-        geometry = sample_geometry(rng, config.frames, frames.shape[1:3], config.augment)
+        geometry = sample_geometry(rng, config.frames, frames.shape[1:3], config.augment, inside=True)
         frames = jitter_colour(rng, warp(frames, geometry), config.augment)
         slots = np.zeros((config.instances, config.frames, *config.augment.size), np.float32)
         for k, sequence in enumerate(masks[: config.instances]):
