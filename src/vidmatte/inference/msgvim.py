@@ -95,7 +95,7 @@ class PngGuidance:
 
 
 class TrackGuidance:
-    """Guidance from YouTube-VIS tracks; instance ``i`` is named by its position in the file (``"003"``).
+    """Guidance from YouTube-VIS tracks; each instance is named by its position among them (``"003"``).
 
     Args:
         tracks: the tracks of one video.
