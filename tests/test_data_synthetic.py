@@ -62,11 +62,13 @@ def test_partial_alpha_holds_for_large_figures_too() -> None:
 def test_figures_have_thin_strands_and_a_solid_body() -> None:
     rng = np.random.default_rng(3)
     figure = sample_figure(rng, 250.0, np.array([256.0, 150.0]), np.array([2.0, 0.0]))
-    alpha, colour, window = render_figure(figure, 0.0, 288, 512)
+    alpha, premultiplied, window = render_figure(figure, 0.0, 288, 512)
     assert (alpha > 0.999).sum() > 2000  # an opaque torso, not a cloud
     assert ((alpha > 0.02) & (alpha < 0.5)).sum() > 200  # faint strands and soft edges
-    assert colour.shape == (*alpha.shape, 3) and alpha.shape == (window.y1 - window.y0, window.x1 - window.x0)
-    assert colour[alpha > 0.999].std(axis=0).max() > 0.02  # textured, not flat
+    assert premultiplied.shape == (*alpha.shape, 3)
+    assert alpha.shape == (window.y1 - window.y0, window.x1 - window.x0)
+    assert (premultiplied <= alpha[..., None] + 1e-6).all()
+    assert premultiplied[alpha > 0.999].std(axis=0).max() > 0.02  # textured, not flat
 
 
 def test_multi_instance_clips_occlude_and_move(multi_clips: list) -> None:

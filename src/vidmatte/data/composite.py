@@ -49,6 +49,17 @@ def over(
     alpha += layer_alpha
 
 
+def over_premultiplied(
+    alpha: np.ndarray, premultiplied: np.ndarray, layer_alpha: np.ndarray, layer_premultiplied: np.ndarray
+) -> None:
+    """:func:`over` for a layer whose colour is already premultiplied by its alpha, in place."""
+    keep = 1.0 - layer_alpha
+    premultiplied *= keep[..., None]
+    premultiplied += layer_premultiplied
+    alpha *= keep
+    alpha += layer_alpha
+
+
 def unpremultiply(alpha: np.ndarray, premultiplied: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Straight colour from premultiplied colour; ``fallback`` where alpha is (near) zero."""
     colour = np.empty_like(premultiplied)

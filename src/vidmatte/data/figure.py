@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vidmatte.data.composite import over, unpremultiply
+from vidmatte.data.composite import over
 from vidmatte.data.hair import Hair, render_hair, sample_hair, strand_points
 from vidmatte.data.raster import Window, bounding_window, capsule_field, coverage, ellipse_field
 from vidmatte.data.texture import (
@@ -365,8 +365,8 @@ def render_figure(
     """Render the figure at frame ``t`` inside a ``height x width`` frame.
 
     Returns:
-        ``alpha (h, w)`` and straight ``colour (h, w, 3)`` (float32 in [0, 1]) over ``window``,
-        the part of the frame the figure can touch (empty if it is off screen).
+        ``alpha (h, w)`` and ``premultiplied (h, w, 3)`` colour times alpha (float32 in [0, 1])
+        over ``window``, the part of the frame the figure can touch (empty if it is off screen).
     """
     pose = pose_at(fig, t)
     shifted: dict[float, Pose] = {0.0: pose}  # shutter offset -> parts, computed on demand
@@ -392,8 +392,7 @@ def render_figure(
         over(alpha, premultiplied, *render_hair(fig.hair, *hair_points, window))
     if fig.veil:
         _draw_part(fig, pose, veil, [veil], window, alpha, premultiplied)
-    fallback = fig.materials[TOP].base.astype(np.float32)
-    return alpha, unpremultiply(alpha, premultiplied, fallback).astype(np.float32), window
+    return alpha, premultiplied, window
 
 
 def _blur_samples(

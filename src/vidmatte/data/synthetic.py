@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidmatte.data.background import render_background, sample_background
-from vidmatte.data.composite import composite, over, unpremultiply
+from vidmatte.data.composite import composite, over_premultiplied, unpremultiply
 from vidmatte.data.figure import FigureParams, render_figure, sample_figure
 
 _HEAD_TOP = 0.46  # head top above the pelvis, in figure heights
@@ -162,13 +162,13 @@ def generate_clip(seed: int, spec: ClipSpec = ClipSpec()) -> Clip:
         premultiplied[...] = 0.0
         area = np.zeros(count, np.float32)
         for index, figure in enumerate(figures):
-            alpha, colour, window = render_figure(figure, float(t), spec.height, spec.width)
+            alpha, layer, window = render_figure(figure, float(t), spec.height, spec.width)
             if window.empty:
                 continue
             region = (slice(window.y0, window.y1), slice(window.x0, window.x1))
             alphas[:index, t][(slice(None), *region)] *= 1.0 - alpha
             alphas[index, t][region] = alpha
-            over(pha[t][region], premultiplied[region], alpha, colour)
+            over_premultiplied(pha[t][region], premultiplied[region], alpha, layer)
             area[index] = alpha.sum()
         fgr[t] = unpremultiply(pha[t], premultiplied, fallback)
         hidden[:, t] = (area - alphas[:, t].sum(axis=(1, 2))) / np.maximum(area, 1e-6)
