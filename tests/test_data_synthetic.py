@@ -140,3 +140,15 @@ def test_two_figure_clips_often_have_one_walk_in_or_out_of_view() -> None:
             xs = [pose_at(figure, t).pelvis[0] for t in (0.0, 49.0)]
             outside += any(x < -0.15 * figure.height or x > 512 + 0.15 * figure.height for x in xs)
     assert outside >= 4
+
+
+def test_fast_figures_are_not_clipped_by_their_window() -> None:
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        figure = sample_figure(rng, 200.0, np.array([256.0, 170.0]), np.array([12.0, 0.0]))
+        alpha, _, window = render_figure(figure, 3.0, 288, 512)
+        inner_borders = [
+            alpha[0] if window.y0 > 0 else 0, alpha[-1] if window.y1 < 288 else 0,
+            alpha[:, 0] if window.x0 > 0 else 0, alpha[:, -1] if window.x1 < 512 else 0,
+        ]  # fmt: skip
+        assert max(np.max(b) for b in inner_borders) == 0

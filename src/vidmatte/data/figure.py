@@ -16,7 +16,7 @@ import numpy as np
 
 from vidmatte.data.composite import over
 from vidmatte.data.hair import Hair, render_hair, sample_hair, strand_points
-from vidmatte.data.raster import Window, bounding_window, capsule_field, coverage, ellipse_field
+from vidmatte.data.raster import Window, box_window, capsule_field, coverage, ellipse_field, union_box
 from vidmatte.data.texture import (
     SHEET_EXTENT,
     Material,
@@ -209,8 +209,15 @@ class Capsule(NamedTuple):
     def field(self, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return capsule_field(ys, xs, self.a, self.b, self.ra, self.rb)
 
-    def extent(self) -> tuple[np.ndarray, float]:
-        return np.stack([self.a, self.b]), max(self.ra, self.rb)
+    def box(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` holding the shape."""
+        r = max(self.ra, self.rb)
+        (ax, ay), (bx, by) = self.a.tolist(), self.b.tolist()
+        return min(ax, bx) - r, min(ay, by) - r, max(ax, bx) + r, max(ay, by) + r
+
+    def moved(self, other: Capsule) -> float:
+        """How far (pixels, largest coordinate change) the shape moved to become ``other``."""
+        return float(max(np.abs(self.a - other.a).max(), np.abs(self.b - other.b).max()))
 
 
 class Ellipse(NamedTuple):
@@ -224,8 +231,15 @@ class Ellipse(NamedTuple):
     def field(self, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ellipse_field(ys, xs, self.centre, self.rx, self.ry, self.angle)
 
-    def extent(self) -> tuple[np.ndarray, float]:
-        return self.centre[None, :], max(self.rx, self.ry)
+    def box(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` holding the shape."""
+        r = max(self.rx, self.ry)
+        x, y = self.centre.tolist()
+        return x - r, y - r, x + r, y + r
+
+    def moved(self, other: Ellipse) -> float:
+        """How far (pixels, largest coordinate change) the shape moved to become ``other``."""
+        return float(np.abs(self.centre - other.centre).max())
 
 
 class Part(NamedTuple):
@@ -373,15 +387,17 @@ def render_figure(
     veil = _veil(fig, pose)
     parts = [*pose.parts, veil] if fig.veil else pose.parts
     hair_points = None
-    anchors = [np.concatenate([p.shape.extent()[0] for p in parts])]
+    box = union_box([p.shape.box() for p in parts])
     if fig.hair is not None:
         early, late = (_pose(fig, shifted, o, t) for o in (_SHUTTER_OFFSETS[0], _SHUTTER_OFFSETS[-1]))
         head_velocity = (late.head[0] - early.head[0]) / SHUTTER
         sway = float(np.clip(0.35 * head_velocity / (0.015 * fig.height), -0.8, 0.8))
         sway += 0.08 * np.sin(0.15 * t + fig.phase)
         hair_points = strand_points(fig.hair, pose.head, pose.head_radii, pose.head_angle, fig.height, sway)
-        anchors.append(hair_points[0])
-    window = bounding_window(np.concatenate(anchors), 0.18 * fig.height, height, width)
+        lo, hi = hair_points[0].min(axis=0).tolist(), hair_points[0].max(axis=0).tolist()
+        box = union_box([box, (lo[0], lo[1], hi[0], hi[1])])
+    # the margin holds what motion blur smears beyond the pose at time t
+    window = box_window(box, 0.08 * fig.height + 2, height, width)
     alpha = np.zeros((max(window.y1 - window.y0, 0), max(window.x1 - window.x0, 0)), np.float32)
     premultiplied = np.zeros((*alpha.shape, 3), np.float32)
     if window.empty:
@@ -401,9 +417,8 @@ def _blur_samples(
     """The part at several instants of the exposure, as many as its motion needs (itself if still)."""
     if not part.blur:
         return [part]
-    first = _pose(fig, shifted, _SHUTTER_OFFSETS[0], t).parts[index].shape.extent()[0]
-    last = _pose(fig, shifted, _SHUTTER_OFFSETS[-1], t).parts[index].shape.extent()[0]
-    moved = np.abs(first - last).max()
+    first = _pose(fig, shifted, _SHUTTER_OFFSETS[0], t).parts[index].shape
+    moved = first.moved(_pose(fig, shifted, _SHUTTER_OFFSETS[-1], t).parts[index].shape)
     if moved <= _BLUR_STEP:
         return [part]
     offsets = _SHUTTER_OFFSETS[::2] if moved <= 3 * _BLUR_STEP else _SHUTTER_OFFSETS
@@ -420,8 +435,7 @@ def _draw_part(
     premultiplied: np.ndarray,
 ) -> None:
     """Composite one part (its coverage averaged over ``samples``) over the figure, in place."""
-    points = np.concatenate([s.shape.extent()[0] for s in samples])
-    sub = bounding_window(points, part.shape.extent()[1] + 2, window.y1, window.x1).intersect(window)
+    sub = box_window(union_box([s.shape.box() for s in samples]), 2, window.y1, window.x1).intersect(window)
     if sub.empty:
         return
     ys, xs = sub.grid()

@@ -8,6 +8,7 @@ strand thinner than a pixel leaves a partial alpha, as real hair does.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -38,11 +39,25 @@ class Window(NamedTuple):
         )
 
 
-def bounding_window(points: np.ndarray, margin: float, height: int, width: int) -> Window:
-    """The window holding ``points (N, 2)`` (x, y) grown by ``margin`` pixels, clipped to the frame."""
-    lo = np.floor(points.min(axis=0) - margin).astype(int)
-    hi = np.ceil(points.max(axis=0) + margin).astype(int) + 1
-    return Window(max(lo[1], 0), min(hi[1], height), max(lo[0], 0), min(hi[0], width))
+def box_window(box: tuple[float, float, float, float], margin: float, height: int, width: int) -> Window:
+    """The window holding ``box = (x0, y0, x1, y1)`` grown by ``margin`` pixels, clipped to the frame."""
+    x0, y0, x1, y1 = box
+    return Window(
+        max(math.floor(y0 - margin), 0),
+        min(math.ceil(y1 + margin) + 1, height),
+        max(math.floor(x0 - margin), 0),
+        min(math.ceil(x1 + margin) + 1, width),
+    )
+
+
+def union_box(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    """The smallest box holding all ``boxes`` (each ``(x0, y0, x1, y1)``)."""
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def capsule_field(
