@@ -169,6 +169,9 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         default=0.25,
         help="probability of a background in the figures' colours",
     )
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes generating clips in parallel (default: 1)"
+    )
     p.add_argument("--no-mask-errors", action="store_true", help="guidance masks without segmenter errors")
     for f in fields(SegmenterErrors):
         p.add_argument(
@@ -207,7 +210,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     )
     with tqdm(total=args.clips, unit="clip", desc="synth") as bar:
         write_synthetic_set(
-            args.out, args.layout, args.clips, spec, args.seed, errors, lambda _: bar.update()
+            args.out, args.layout, args.clips, spec, args.seed, errors, lambda _: bar.update(), args.workers
         )
     print(f"wrote {args.clips} clips to {args.out}")
     return 0
