@@ -152,3 +152,11 @@ def test_fast_figures_are_not_clipped_by_their_window() -> None:
             alpha[:, 0] if window.x0 > 0 else 0, alpha[:, -1] if window.x1 < 512 else 0,
         ]  # fmt: skip
         assert max(np.max(b) for b in inner_borders) == 0
+
+
+def test_every_instance_is_in_view_for_most_of_a_clip() -> None:
+    # a ground-truth instance that is hardly ever visible would make even a perfect prediction
+    # fail VIMQ's per-clip IoU test
+    for frames, seed in ((4, 0), (4, 1), (12, 2)):
+        clip = generate_clip(seed, ClipSpec(frames=frames, width=64, height=48, instances=(4, 4)))
+        assert ((clip.alphas > 0.5).any(axis=(2, 3)).mean(axis=1) >= 0.5).all()

@@ -121,12 +121,15 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
             start_x = x_meet + (index - 0.5) * 0.1 * height - velocity[0] * meet
             direction = -direction
         else:
+            # the others cross a side edge (pelvis on the edge line) in the first or last 40% of
+            # the clip, walking in or out: each is in view for at least 60% of the frames
             speed = rng.uniform(0.6, 1.0) * _MAX_SPEED * height
             enters = rng.random() < 0.5
             side = rng.choice([-1.0, 1.0])
-            edge = w_frame / 2 + side * (w_frame / 2 + (0.35 * height if enters else -0.15 * height))
+            edge = w_frame / 2 + side * w_frame / 2
             velocity = np.array([-side * speed if enters else side * speed, 0.0])
-            start_x = edge if enters else edge - velocity[0] * frames * 0.5
+            at_edge = (rng.uniform(0.0, 0.4) if enters else rng.uniform(0.6, 1.0)) * (frames - 1)
+            start_x = edge - velocity[0] * at_edge
         start = np.array([start_x, feet - _FEET * height])
         figures.append(
             sample_figure(rng, height, start, velocity, veil_prob=spec.veil, glass_prob=spec.glass)
