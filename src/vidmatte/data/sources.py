@@ -14,6 +14,7 @@ import numpy as np
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS, list_frames, read_rgb_u8
+from vidmatte.io.reader import open_frames
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -75,28 +76,25 @@ def open_source(path: str | os.PathLike) -> FrameSource:
 
 
 def _count_frames(path: Path) -> int:
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            count = sum(1 for _ in container.decode(stream))
-    except (av.error.FFmpegError, IndexError, OSError) as error:
-        raise VidmatteError(f"{path}: unreadable video ({error})") from None
+    with open_frames(path) as reader:
+        # the container's declared count, else (Matroska, WebM) count by decoding
+        count = reader.info.frame_count if reader.info.frame_count is not None else sum(1 for _ in reader)
     if count == 0:
         raise VidmatteError(f"{path}: video without frames")
     return count
 
 
 def _decode(path: Path, start: int, count: int) -> list[np.ndarray]:
-    import av
-
     images = []
     # decoding from the start is slower than seeking but exact for every codec
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(container.streams.video[0])):
-            if index >= start + count:
+    with open_frames(path) as reader:
+        for frame in reader:
+            if frame.index >= start + count:
                 break
-            if index >= start:
-                images.append(frame.to_ndarray(format="rgb24"))
+            if frame.index >= start:
+                images.append(frame.image)
+    if len(images) < count:
+        raise VidmatteError(
+            f"{path}: frames {start}..{start + count - 1} asked, the video ends at {start + len(images) - 1}"
+        )
     return images
