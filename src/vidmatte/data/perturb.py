@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from vidmatte.data.benchmarks import write_vm_clip
+from vidmatte.data.synthesize import clip_seed
 from vidmatte.data.synthetic import ClipSpec, generate_clip
-from vidmatte.io.frames import write_image
 
 
 def perturb_alpha(pha: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
@@ -58,8 +59,8 @@ def write_perturbed_benchmark(
     """Generate synthetic clips in the VM benchmark layout with a perturbed copy as the prediction.
 
     Writes ``root/true/<subset>/<clip>/{com,pha,fgr}/NNNN.png`` and
-    ``root/pred/<subset>/<clip>/{pha,fgr}/NNNN.png``, the subset being ``motion`` or ``static``
-    after the clip's camera, as in the VM benchmark.
+    ``root/pred/<subset>/<clip>/{pha,fgr}/NNNN.png``, the subset being ``synthetic_motion`` or
+    ``synthetic_static`` after the clip's camera, as ``vidmatte synth --layout vm`` names them.
 
     Args:
         size: ``(width, height)``.
@@ -67,16 +68,14 @@ def write_perturbed_benchmark(
     root = Path(root)
     width, height = size
     for index in range(clips):
-        clip = generate_clip(seed * 1000 + index, ClipSpec(frames=frames, width=width, height=height))
-        rng = np.random.default_rng([seed, index])
-        folder = Path("motion" if clip.moving_camera else "static", f"{index:04d}")
+        seed_index = clip_seed(seed, index)
+        clip = generate_clip(seed_index, ClipSpec(frames=frames, width=width, height=height))
+        rng = np.random.default_rng(seed_index)
+        subset = "synthetic_motion" if clip.moving_camera else "synthetic_static"
+        name = f"{index:04d}"
+        write_vm_clip(root / "true", subset, name, {"com": clip.com, "pha": clip.pha, "fgr": clip.fgr})
         predicted = {
             "pha": perturb_alpha(clip.pha, rng, strength),
             "fgr": perturb_foreground(clip.fgr, rng, strength),
         }
-        for t in range(frames):
-            name = f"{t:04d}.png"
-            for kind in ("com", "pha", "fgr"):
-                write_image(root / "true" / folder / kind / name, getattr(clip, kind)[t])
-            for kind, sequence in predicted.items():
-                write_image(root / "pred" / folder / kind / name, sequence[t])
+        write_vm_clip(root / "pred", subset, name, predicted)
