@@ -26,11 +26,11 @@ def run(session, clip):
 @pytest.mark.slow
 def test_memory_stays_bounded_over_100_frames(model):
     session = AdamSession(model)
-    for frame in frames(100):
+    for frame in frames(100, 32, 32):
         alpha, foreground = session.step(frame)
         assert len(session.memory) <= 1 + model.memory_capacity
     assert len(session.memory) == 1 + model.memory_capacity
-    assert alpha.shape == (1, 1, 64, 64) and foreground.shape == (1, 3, 64, 64)
+    assert alpha.shape == (1, 1, 32, 32) and foreground.shape == (1, 3, 32, 32)
 
 
 def test_online_output_does_not_depend_on_later_frames(model):
