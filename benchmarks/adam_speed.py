@@ -1,7 +1,7 @@
 """Speed and memory of AdaM's online inference on CPU.
 
 Usage: ``python benchmarks/adam_speed.py [--model adam-mnv2] [--sizes 512x288 1920x1080]
-[--precisions fp32 bf16] [--frames 20] [--memory-frames 300] [--threads N] [--nchw]
+[--precisions fp32 bf16] [--frames 20] [--memory-frames 300] [--threads N] [--nchw] [--compile]
 [--stages] [--profile]``
 
 For each frame size and precision it reports the frames per second of :class:`AdamSession.step`
@@ -12,11 +12,14 @@ peak resident memory of a ``--memory-frames`` clip is measured in a fresh proces
 resident size after 10 frames beside it to show that memory does not grow with the clip.
 Frames are random: the cost does not depend on their content. Weights and frames are channels-last
 (NHWC), as :class:`AdamSession` stores them by default; ``--nchw`` measures the contiguous layout.
+``--compile`` measures sessions with ``compile=True`` (``torch.compile`` of the encoder and
+decoder) and prints the largest alpha difference from the eager model on a few frames.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import subprocess
@@ -51,17 +54,25 @@ def random_frames(count: int, width: int, height: int, channels_last: bool = Fal
 
 
 def frames_per_second(
-    model, width: int, height: int, precision: str, frames: int, channels_last: bool
+    model, width: int, height: int, precision: str, frames: int, channels_last: bool, compile: bool
 ) -> float:
     """Frames per second of a session's ``step`` after ``WARMUP_FRAMES`` untimed frames."""
     clip = random_frames(min(frames, 8), width, height, channels_last)
-    session = AdamSession(model, precision=precision, channels_last=channels_last)
+    session = AdamSession(model, precision=precision, channels_last=channels_last, compile=compile)
     for t in range(WARMUP_FRAMES):
         session.step(clip[t % len(clip)])
     start = time.perf_counter()
     for t in range(frames):
         session.step(clip[t % len(clip)])
     return frames / (time.perf_counter() - start)
+
+
+def compiled_difference(model, reference, width: int, height: int, precision: str) -> float:
+    """Largest absolute alpha difference between compiled ``model`` and eager ``reference`` over 3 frames."""
+    clip = random_frames(3, width, height)
+    fast = AdamSession(model, precision=precision, compile=True)
+    eager = AdamSession(reference, precision=precision)
+    return max((fast.step(frame)[0] - eager.step(frame)[0]).abs().max().item() for frame in clip)
 
 
 @torch.inference_mode()
@@ -157,6 +168,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20, help="timed frames per measurement")
     parser.add_argument("--memory-frames", type=int, default=300, help="clip for peak memory (0: skip)")
     parser.add_argument("--nchw", action="store_true", help="contiguous weights and frames, not NHWC")
+    parser.add_argument("--compile", action="store_true", help="sessions with compile=True")
     parser.add_argument("--stages", action="store_true", help="time each stage")
     parser.add_argument("--profile", action="store_true", help="print the most expensive operators")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -174,15 +186,20 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = build_model(args.model).eval().to(memory_format=MEMORY_FORMAT[channels_last])
+    reference = copy.deepcopy(model) if args.compile else None
     backbone = sum(p.numel() for p in model.encoder.backbone.parameters())
     total = sum(p.numel() for p in model.parameters())
     print(f"{args.model}: backbone {backbone / 1e6:.3f} M, total {total / 1e6:.3f} M parameters")
     layout = "channels-last" if channels_last else "contiguous"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {layout}")
+    compiled = ", torch.compile" if args.compile else ""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {layout}{compiled}")
     for size in args.sizes:
         width, height = parse_size(size)
         for precision in args.precisions:
-            fps = frames_per_second(model, width, height, precision, args.frames, channels_last)
+            if args.compile:
+                difference = compiled_difference(model, reference, width, height, precision)
+                print(f"{size} {precision}: compiled vs eager max |alpha difference| {difference:.2e}")
+            fps = frames_per_second(model, width, height, precision, args.frames, channels_last, args.compile)
             print(f"{size} {precision}: {fps:.2f} fps ({1000 / fps:.1f} ms/frame)")
             if args.stages:
                 repeats = max(3, args.frames // 4)

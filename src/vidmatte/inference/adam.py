@@ -108,6 +108,9 @@ class AdamSession:
         channels_last: store the model's weights (in place) and the frames channels-last (NHWC):
             the same outputs up to float rounding, faster on CPU (oneDNN's bilinear upsampling
             and convolutions prefer it).
+        compile: compile the encoder and decoder in place with ``torch.compile`` (inductor): about
+            1.8x faster in bf16 on CPU once compiled, at a cost of minutes of compilation on the
+            first frame (and again for each new frame size).
 
     Example:
         >>> session = AdamSession(build_model("adam-tiny"))  # doctest: +SKIP
@@ -122,9 +125,14 @@ class AdamSession:
         downsample_ratio: float | None = None,
         precision: str = "fp32",
         channels_last: bool = True,
+        compile: bool = False,
     ) -> None:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(memory_format=self.memory_format)
+        if compile:
+            # the transformer is left eager: its key count grows over the first frames
+            model.encoder.compile()
+            model.decoder.compile()
         self.device = next(model.parameters()).device
         self.downsample_ratio = downsample_ratio
         self.precision = precision
