@@ -155,12 +155,23 @@ def test_two_processes_under_torchrun_hold_identical_weights(tmp_path):
 
 
 def test_one_process_without_launcher_trains_and_saves_a_loadable_checkpoint(tmp_path, one_thread):
-    config = tiny_config(tmp_path / "run", steps=2, deterministic=False, device="cpu")
+    config = tiny_config(
+        tmp_path / "run",
+        steps=2,
+        deterministic=False,
+        device="cpu",
+        validation=replace(TINY_CLIPS, seed=99),
+        validation_batches=1,
+        validate_every=2,
+    )
     trainer = Trainer(config)
     assert trainer.context.world_size == 1 and trainer.network is trainer.model
     summary = trainer.fit()
     assert set(summary) == {"loss", "mask", "coarse", "fine", "foreground"}
     assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 2] and 0 < log[-1]["val_mad"] < 1000
+    assert trainer.validate() == {"loss": log[-1]["val_loss"], "mad": log[-1]["val_mad"]}  # the same clips
     weights = tmp_path / "run" / "checkpoints" / "step-00000002.safetensors"
     model = load_model(str(weights))  # the checkpoint records its model
     assert not model.training
@@ -211,3 +222,15 @@ def test_alternating_stage_uses_matting_on_odd_and_segmentation_on_even_iteratio
     assert ["fine" in r for r in logged] == [True, False, True, False]
     assert ["seg_mask" in r for r in logged] == [False, True, False, True]
     assert {name: s.position for name, s in trainer.streams.items()} == {"data": 2, "segmentation": 2}
+
+
+# fp16's gradient scaler skips a first step whose scaled gradients overflow; the schedule still advances
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_steps_train_on_cpu(tmp_path, one_thread, precision):
+    config = tiny_config(tmp_path / "run", steps=1, deterministic=False, device="cpu", precision=precision)
+    trainer = Trainer(config)
+    assert trainer.scaler.is_enabled() == (precision == "fp16")
+    summary = trainer.fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32

@@ -10,6 +10,7 @@ resumed from a checkpoint continues exactly as if it had never stopped (bitwise 
 from __future__ import annotations
 
 import math
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,8 @@ class Trainer:
         self.config = config
         self.context = init_distributed(config.device) if context is None else context
         if config.deterministic:
+            if self.context.device.type == "cuda":  # cuBLAS needs a fixed workspace to be deterministic
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         seed_everything(config.seed)  # the same initial weights on every rank
         model = build_model(config.model)
