@@ -113,8 +113,12 @@ class AdamSession:
             first frame (and again for each new frame size).
 
     Example:
-        >>> session = AdamSession(build_model("adam-tiny"))  # doctest: +SKIP
-        >>> alpha, foreground = session.step(frame)  # doctest: +SKIP
+        >>> from vidmatte import build_model
+        >>> session = AdamSession(build_model("adam-tiny"))
+        >>> frame = np.zeros((45, 70, 3), np.uint8)  # (H, W, 3) uint8 RGB, any size
+        >>> alpha, foreground = session.step(frame)
+        >>> tuple(alpha.shape), tuple(foreground.shape)
+        ((1, 1, 45, 70), (1, 3, 45, 70))
     """
 
     def __init__(

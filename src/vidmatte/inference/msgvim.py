@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from vidmatte.errors import VidmatteError
-from vidmatte.io.frames import list_frames, read_rgb, to_u8, write_image
+from vidmatte.io.frames import list_frames, read_rgb, select_folders, to_u8, write_image
 from vidmatte.io.masks import Track, read_mask, read_ytvis_json
 from vidmatte.models.msgvim.model import SIZE_MULTIPLE, MsgVim
 from vidmatte.models.msgvim.temporal_guidance import TemporalState
@@ -401,13 +401,7 @@ def matte_videos(
     """
     if (masks is None) == (ytvis is None):
         raise VidmatteError("give guidance either as PNG masks or as YouTube-VIS JSON, not both or neither")
-    folders = clip_folders(data)
-    if clips is not None:
-        known = {c.name: c for c in folders}
-        missing = [c for c in clips if c not in known]
-        if missing:
-            raise VidmatteError(f"{Path(data) / missing[0]}: no such clip")
-        folders = [known[c] for c in clips]
+    folders = select_folders(clip_folders(data), clips, data)
     tracks: list[Track] = []
     video_ids: dict[str, int] = {}
     if ytvis is not None and Path(ytvis).is_file():

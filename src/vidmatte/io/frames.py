@@ -8,6 +8,7 @@ shifted down to 8 bits. Pillow does the decoding, so OpenCV is not a dependency.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,21 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     if not frames:
         raise VidmatteError(f"{folder}: folder holds no image")
     return frames
+
+
+def select_folders(folders: list[Path], names: Sequence[str] | None, root: str | os.PathLike) -> list[Path]:
+    """The folders called ``names``, in that order; all of ``folders`` when ``names`` is ``None``.
+
+    Raises:
+        VidmatteError: a name with no folder, naming ``root / name``.
+    """
+    if names is None:
+        return folders
+    known = {folder.name: folder for folder in folders}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise VidmatteError(f"{Path(root) / missing[0]}: no such clip")
+    return [known[name] for name in names]
 
 
 def _open(path: Path) -> Image.Image:

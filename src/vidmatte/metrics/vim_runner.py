@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vidmatte.errors import VidmatteError
-from vidmatte.io.frames import list_frames, read_alpha
+from vidmatte.io.frames import list_frames, read_alpha, select_folders
 from vidmatte.metrics.vimq import (
     ERRORS,
     REPORT_SCALE,
@@ -172,13 +172,7 @@ def evaluate_vim(
     if unknown or not errors:
         raise VidmatteError(f"unknown error {unknown}; known: {', '.join(ERRORS)}")
     pred_root, true_root = Path(pred_root), Path(true_root)
-    true_clips = _true_clips(true_root)
-    if clips is not None:
-        known = {c.name: c for c in true_clips}
-        missing = [c for c in clips if c not in known]
-        if missing:
-            raise VidmatteError(f"{true_root / missing[0]}: no such clip in the ground truth")
-        true_clips = [known[c] for c in clips]
+    true_clips = select_folders(_true_clips(true_root), clips, true_root)
     scores, names = {}, {}
     for true_clip in true_clips:
         scores[true_clip.name], names[true_clip.name] = evaluate_clip(
