@@ -27,11 +27,8 @@ DEFAULT_WEIGHTS: dict[str, tuple[str, str]] = {
     "adam-default": ("adam-default.safetensors", "adam-small"),
     "msgvim-default": ("msgvim-default.safetensors", "msgvim-small"),
 }
-# The package's own folder (installed wheels) first, then the repository's ``weights/`` (source checkouts).
-WEIGHT_FOLDERS = (
-    Path(__file__).resolve().parents[1] / "weights",
-    Path(__file__).resolve().parents[3] / "weights",
-)
+# Inside the package (package data), so that an installed wheel carries them as a source checkout does.
+WEIGHTS_FOLDER = Path(__file__).resolve().parents[1] / "weights"
 PICKLE_SUFFIXES = (".pt", ".pth")
 
 
@@ -130,11 +127,10 @@ def resolve_weights(name_or_path: str | os.PathLike) -> tuple[Path, str | None]:
     """The file behind a default name (``adam-default``) or a path, and the model it is known to hold."""
     if str(name_or_path) in DEFAULT_WEIGHTS:
         filename, model_name = DEFAULT_WEIGHTS[str(name_or_path)]
-        for folder in WEIGHT_FOLDERS:
-            if (folder / filename).is_file():
-                return folder / filename, model_name
-        searched = ", ".join(str(f) for f in WEIGHT_FOLDERS)
-        raise VidmatteError(f"{filename}: default weights {name_or_path} not found in {searched}")
+        path = WEIGHTS_FOLDER / filename
+        if not path.is_file():
+            raise VidmatteError(f"{path}: default weights {name_or_path} are not installed")
+        return path, model_name
     return Path(name_or_path), None
 
 
