@@ -31,14 +31,6 @@ from vidmatte.models.msgvim.temporal_guidance import TemporalState
 H, W, FRAMES = 24, 40, 7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _mask(index: int, frame: int) -> np.ndarray:
     mask = np.zeros((H, W), bool)
     mask[4:20, 2 + 12 * index + frame : 16 + 12 * index + frame] = True  # neighbours overlap by 2 columns

@@ -14,14 +14,6 @@ from vidmatte.models.msgvim.temporal_guidance import TemporalFeatureGuidance, Te
 from vidmatte.models.registry import build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _clip(batch: int, time: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
     rgb = torch.rand(batch, time, 3, height, width, generator=generator)

@@ -21,7 +21,6 @@ union of the people's masks and ``masks (M, T, 1, H, W)`` each person's mask, fl
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch.utils.data import Dataset
 from vidmatte.data.augment import AugmentConfig, jitter_colour, sample_geometry, warp
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_rgb
+from vidmatte.io.jsonfile import read_json
 from vidmatte.io.masks import decode_rle
 
 
@@ -61,12 +61,7 @@ def decode_segmentation(segmentation: dict | list, height: int, width: int, sour
 
 
 def _load_json(path: Path, keys: tuple[str, ...]) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise VidmatteError(f"{path}: no such file") from None
-    except (OSError, UnicodeError, json.JSONDecodeError) as error:
-        raise VidmatteError(f"{path}: not a readable JSON file ({error})") from None
+    data = read_json(path)
     missing = [k for k in keys if not isinstance(data, dict) or k not in data]
     if missing:
         raise VidmatteError(f"{path}: not an annotation file (no '{missing[0]}')")

@@ -17,6 +17,7 @@ from pycocotools import mask as coco_mask
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_grey_u8
+from vidmatte.io.jsonfile import read_json
 
 MASK_THRESHOLD = 128  # VIM50 guidance masks are binarised at >= 128
 
@@ -84,12 +85,7 @@ def read_ytvis_json(path: str | os.PathLike) -> list[Track]:
         VidmatteError: unreadable or malformed file, naming it.
     """
     path = Path(path)
-    try:
-        items = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise VidmatteError(f"{path}: no such file") from None
-    except (OSError, UnicodeError, json.JSONDecodeError) as error:
-        raise VidmatteError(f"{path}: not a readable JSON file ({error})") from None
+    items = read_json(path)
     if not isinstance(items, list):
         raise VidmatteError(f"{path}: expected a list of tracks, found {type(items).__name__}")
     tracks = []
