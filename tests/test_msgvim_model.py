@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -127,7 +128,6 @@ def test_temporal_guidance_follows_its_equations():
 
 @pytest.mark.parametrize("size", [1, 2, 3, 6, 7, 15, 16, 29])
 def test_ellipse_kernel_equals_opencv(size):
-    cv2 = pytest.importorskip("cv2")
     expected = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
     np.testing.assert_array_equal(ellipse_kernel(size).numpy().astype(np.uint8), expected)
 
@@ -153,7 +153,6 @@ def test_progressive_refinement_replaces_only_the_dilated_uncertain_band():
 
 @pytest.mark.parametrize("size", [3, 6, 7, 15])
 def test_dilation_equals_opencv(size):
-    cv2 = pytest.importorskip("cv2")
     from vidmatte.models.msgvim.refinement import dilate
 
     mask = np.random.default_rng(size).random((2, 3, 23, 31)) > 0.97
