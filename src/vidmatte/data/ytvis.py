@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from vidmatte.data.augment import AugmentConfig, jitter_colour, sample_geometry, warp
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_rgb
-from vidmatte.io.jsonfile import read_json
+from vidmatte.io.jsonfile import malformed_content, read_json
 from vidmatte.io.masks import decode_rle
 
 
@@ -114,35 +114,39 @@ def read_ytvis_annotations(
     """
     path, images = Path(path), Path(images)
     data = _load_json(path, ("videos", "annotations"))
-    wanted = _category_ids(data, categories, path)
-    tracks: dict[int, list[tuple[dict | None, ...]]] = {}
-    for index, annotation in enumerate(data["annotations"]):
-        if int(annotation.get("category_id", -1)) in wanted:
-            try:
-                tracks.setdefault(int(annotation["video_id"]), []).append(tuple(annotation["segmentations"]))
-            except (KeyError, TypeError, ValueError) as error:
-                raise VidmatteError(f"{path}: annotation {index} is malformed ({error})") from None
-    videos = []
-    for video in data["videos"]:
-        if int(video["id"]) not in tracks:
-            continue
-        frames = tuple(images / name for name in video["file_names"])
-        for k, track in enumerate(tracks[int(video["id"])]):
-            if len(track) != len(frames):
-                raise VidmatteError(
-                    f"{path}: video {video['id']} track {k} has {len(track)} masks for {len(frames)} frames"
+    with malformed_content(path, "annotation file"):
+        wanted = _category_ids(data, categories, path)
+        tracks: dict[int, list[tuple[dict | None, ...]]] = {}
+        for index, annotation in enumerate(data["annotations"]):
+            if int(annotation.get("category_id", -1)) in wanted:
+                try:
+                    tracks.setdefault(int(annotation["video_id"]), []).append(
+                        tuple(annotation["segmentations"])
+                    )
+                except (KeyError, TypeError, ValueError) as error:
+                    raise VidmatteError(f"{path}: annotation {index} is malformed ({error})") from None
+        videos = []
+        for video in data["videos"]:
+            if int(video["id"]) not in tracks:
+                continue
+            frames = tuple(images / name for name in video["file_names"])
+            for k, track in enumerate(tracks[int(video["id"])]):
+                if len(track) != len(frames):
+                    raise VidmatteError(
+                        f"{path}: video {video['id']} track {k} has {len(track)} masks "
+                        f"for {len(frames)} frames"
+                    )
+            videos.append(
+                VisVideo(
+                    int(video["id"]),
+                    frames,
+                    int(video["height"]),
+                    int(video["width"]),
+                    tuple(tracks[int(video["id"])]),
+                    path,
                 )
-        videos.append(
-            VisVideo(
-                int(video["id"]),
-                frames,
-                int(video["height"]),
-                int(video["width"]),
-                tuple(tracks[int(video["id"])]),
-                path,
             )
-        )
-    return videos
+        return videos
 
 
 @dataclass(frozen=True)
@@ -174,26 +178,29 @@ def read_coco_annotations(
     """Read COCO instance annotations, keeping the images that hold an object of ``categories``."""
     path, images = Path(path), Path(images)
     data = _load_json(path, ("images", "annotations"))
-    wanted = _category_ids(data, categories, path)
-    segmentations: dict[int, list] = {}
-    for index, annotation in enumerate(data["annotations"]):
-        if int(annotation.get("category_id", -1)) in wanted:
-            try:
-                segmentations.setdefault(int(annotation["image_id"]), []).append(annotation["segmentation"])
-            except (KeyError, TypeError, ValueError) as error:
-                raise VidmatteError(f"{path}: annotation {index} is malformed ({error})") from None
-    return [
-        CocoImage(
-            int(image["id"]),
-            images / image["file_name"],
-            int(image["height"]),
-            int(image["width"]),
-            tuple(segmentations[int(image["id"])]),
-            path,
-        )
-        for image in data["images"]
-        if int(image["id"]) in segmentations
-    ]
+    with malformed_content(path, "annotation file"):
+        wanted = _category_ids(data, categories, path)
+        segmentations: dict[int, list] = {}
+        for index, annotation in enumerate(data["annotations"]):
+            if int(annotation.get("category_id", -1)) in wanted:
+                try:
+                    segmentations.setdefault(int(annotation["image_id"]), []).append(
+                        annotation["segmentation"]
+                    )
+                except (KeyError, TypeError, ValueError) as error:
+                    raise VidmatteError(f"{path}: annotation {index} is malformed ({error})") from None
+        return [
+            CocoImage(
+                int(image["id"]),
+                images / image["file_name"],
+                int(image["height"]),
+                int(image["width"]),
+                tuple(segmentations[int(image["id"])]),
+                path,
+            )
+            for image in data["images"]
+            if int(image["id"]) in segmentations
+        ]
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ def _open(path: Path) -> Image.Image:
         image.load()
     except FileNotFoundError:
         raise VidmatteError(f"{path}: no such file") from None
-    except (OSError, ValueError, SyntaxError) as error:
+    # a header declaring billions of pixels is refused before anything is decoded
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise VidmatteError(f"{path}: unreadable image ({error})") from None
     return image
 

@@ -20,6 +20,8 @@ from vidmatte.io.frames import read_grey_u8
 from vidmatte.io.jsonfile import read_json
 
 MASK_THRESHOLD = 128  # VIM50 guidance masks are binarised at >= 128
+# decision: a 16K frame; a corrupt size field must not allocate gigabytes before the counts are checked
+MAX_MASK_PIXELS = 16384 * 8192
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -36,15 +38,19 @@ def decode_rle(rle: dict, source: str = "RLE") -> np.ndarray:
     """
     try:
         height, width = (int(s) for s in rle["size"])
+        if height < 0 or width < 0 or height * width > MAX_MASK_PIXELS:
+            raise ValueError(f"size {height}x{width} out of range")
         counts = rle["counts"]
         if isinstance(counts, list):
-            if sum(counts) != height * width or min(counts, default=0) < 0:
+            if min(counts, default=0) < 0:
+                raise ValueError("negative run length")
+            if sum(counts) != height * width:
                 raise ValueError(f"run lengths sum to {sum(counts)}, not {height}x{width}")
             coded = coco_mask.frPyObjects({"size": [height, width], "counts": counts}, height, width)
         else:
             coded = {"size": [height, width], "counts": counts.encode("ascii")}
         mask = coco_mask.decode(coded)
-    except (KeyError, TypeError, ValueError, UnicodeError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, UnicodeError, AttributeError, OverflowError) as error:
         raise VidmatteError(f"{source}: malformed RLE ({error})") from None
     if mask.shape != (height, width):
         raise VidmatteError(f"{source}: RLE decodes to {mask.shape}, not its size {height}x{width}")
@@ -104,7 +110,7 @@ def read_ytvis_json(path: str | os.PathLike) -> list[Track]:
                     segmentations=segmentations,
                 )
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
             raise VidmatteError(f"{path}: track {index} is malformed ({error})") from None
     return tracks
 

@@ -2,6 +2,7 @@
 
 Every function takes float32 arrays in [0, 1] (an 8-bit PNG divided by 255) and returns a Python
 float, already multiplied by its reporting scale. Alphas are ``(H, W)``; foregrounds ``(H, W, 3)``.
+Arrays that cannot be scored together (shapes that differ, an empty frame) raise ``ValueError``.
 A clip's score is the mean of its frames' scores (dtSSD counts frame 0 as 0).
 
 Grad and Conn run as numba kernels, numerically equal to the reference formulation (OpenCV
@@ -57,8 +58,21 @@ def _temporal_sq_sum(
     return total
 
 
-def _flat32(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=np.float32)
+def _checked(*images: np.ndarray, ndim: int | None = None) -> list[np.ndarray]:
+    """The images as contiguous float32, once it is certain that they can be scored together (the
+    kernels index them in step, unchecked).
+
+    Raises:
+        ValueError: shapes that differ, an empty image, or another number of dimensions than ``ndim``.
+    """
+    shapes = [np.shape(image) for image in images]
+    if any(shape != shapes[0] for shape in shapes):
+        raise ValueError(f"shapes differ: {' and '.join(str(shape) for shape in dict.fromkeys(shapes))}")
+    if ndim is not None and len(shapes[0]) != ndim:
+        raise ValueError(f"expected {ndim}-D images, got shape {shapes[0]}")
+    if math.prod(shapes[0]) == 0:
+        raise ValueError(f"empty image of shape {shapes[0]}")
+    return [np.ascontiguousarray(image, dtype=np.float32) for image in images]
 
 
 def mad(pred: np.ndarray, true: np.ndarray) -> float:
@@ -67,7 +81,8 @@ def mad(pred: np.ndarray, true: np.ndarray) -> float:
     >>> mad(np.array([[0.0, 1.0]], np.float32), np.array([[0.5, 1.0]], np.float32))
     250.0
     """
-    return _error_sums(_flat32(pred), _flat32(true))[0] / true.size * MAD_SCALE
+    pred, true = _checked(pred, true)
+    return _error_sums(pred, true)[0] / true.size * MAD_SCALE
 
 
 def mse(pred: np.ndarray, true: np.ndarray) -> float:
@@ -76,7 +91,8 @@ def mse(pred: np.ndarray, true: np.ndarray) -> float:
     >>> mse(np.array([[0.0, 1.0]], np.float32), np.array([[0.5, 1.0]], np.float32))
     125.0
     """
-    return _error_sums(_flat32(pred), _flat32(true))[1] / true.size * MSE_SCALE
+    pred, true = _checked(pred, true)
+    return _error_sums(pred, true)[1] / true.size * MSE_SCALE
 
 
 def dtssd(pred: np.ndarray, pred_prev: np.ndarray, true: np.ndarray, true_prev: np.ndarray) -> float:
@@ -89,7 +105,8 @@ def dtssd(pred: np.ndarray, pred_prev: np.ndarray, true: np.ndarray, true_prev: 
     >>> dtssd(np.full((1, 4), 0.5, np.float32), z, z, z)
     50.0
     """
-    total = _temporal_sq_sum(_flat32(pred), _flat32(pred_prev), _flat32(true), _flat32(true_prev))
+    pred, pred_prev, true, true_prev = _checked(pred, pred_prev, true, true_prev)
+    total = _temporal_sq_sum(pred, pred_prev, true, true_prev)
     return math.sqrt(total / true.size) * DTSSD_SCALE
 
 
@@ -124,6 +141,8 @@ def foreground_errors(
     Returns:
         ``(fgr_mad, fgr_mse)``; both NaN where the ground truth has no foreground pixel.
     """
+    if pred_fgr.shape != true_fgr.shape or pred_fgr.shape != (*np.shape(true_pha), 3):
+        raise ValueError(f"shapes differ: {pred_fgr.shape}, {true_fgr.shape} and alpha {np.shape(true_pha)}")
     if pred_fgr.dtype == np.uint8 and true_fgr.dtype == np.uint8:
         abs_sum, sq_sum, count = _foreground_errors(pred_fgr, true_fgr, true_pha)
         if count == 0:
@@ -304,7 +323,7 @@ def gradient_magnitude(image: np.ndarray, normalize: bool = True) -> np.ndarray:
     Returns:
         ``(H, W)`` float32.
     """
-    image = np.ascontiguousarray(image, dtype=np.float32)
+    (image,) = _checked(image, ndim=2)
     scale, shift = _minmax_scale(image, normalize)
     return _gradient_magnitude(image, scale, shift, _SMOOTH, _DERIVE)
 
@@ -316,8 +335,7 @@ def grad(pred: np.ndarray, true: np.ndarray, normalize: bool = True) -> float:
     border). The 512x288 protocol min-max normalises both mattes first; the 1920x1080 protocol does not
     (``normalize=False``).
     """
-    pred = np.ascontiguousarray(pred, dtype=np.float32)
-    true = np.ascontiguousarray(true, dtype=np.float32)
+    pred, true = _checked(pred, true, ndim=2)
     total = _grad_error(
         pred, true, _minmax_scale(pred, normalize), _minmax_scale(true, normalize), _SMOOTH, _DERIVE
     )
@@ -472,7 +490,6 @@ def conn(pred: np.ndarray, true: np.ndarray, step: float = CONN_STEP) -> float:
     level at which it leaves ``Ω`` (1 if it never does); with ``d = α - l``,
     ``φ = 1 - d·[d >= 0.15]``.
     """
-    true = np.ascontiguousarray(true, dtype=np.float32)
-    pred = np.ascontiguousarray(pred, dtype=np.float32)
+    pred, true = _checked(pred, true, ndim=2)
     round_down = _round_down_map(true, pred, conn_thresholds(step))
     return float(_conn_error(true, pred, round_down, CONN_MIN_DIFF) * CONN_SCALE)
