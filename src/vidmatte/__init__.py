@@ -22,3 +22,11 @@ def load_model(name_or_path: str, model: str | None = None, device: str = "cpu")
     from vidmatte.models.loading import load_model as _load
 
     return _load(name_or_path, model=model, device=device)
+
+
+def matte_video(input, out, **options):
+    """Matte a video or image folder into alpha, foreground, composite and RGBA outputs (see
+    :func:`vidmatte.inference.video.matte_video` for the options)."""
+    from vidmatte.inference.video import matte_video as _matte
+
+    return _matte(input, out, **options)

@@ -1,0 +1,358 @@
+"""Matte one video (a file or a folder of images) into alpha, foreground, composite and RGBA outputs.
+
+:func:`matte_video` is the library function behind ``vidmatte matte``. Frames flow through a
+pipeline: decoded a few frames ahead in a background thread (:func:`~vidmatte.io.reader.open_frames`),
+matted by the model in the calling thread, rendered and encoded in background threads
+(:class:`~vidmatte.inference.outputs.OutputWriters`), with small bounded queues between the stages,
+so memory does not grow with the length of the video:
+
+- AdaM online holds its bounded memory (frame 0 plus the most recent frames);
+- AdaM ``bidirectional`` needs each frame twice, forward then backward, so it works on windows of
+  ``chunk`` frames (default :data:`BIDIRECTIONAL_WINDOW`), holding one window of frames and mattes at
+  a time (7 bytes per pixel per frame: about 0.7 GB for 50 frames of 1920x1080); each window after the
+  first starts from the previous window's last matte as its first-frame mask;
+- MSG-VIM holds one chunk of ``chunk`` frames (default 10) and carries each instance's temporal state
+  from chunk to chunk.
+
+Frame count and timestamps are those of the input (variable frame rates included), the input's audio
+is copied into video outputs, and every output is written under a temporary name and renamed only
+when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vidmatte.errors import VidmatteError
+from vidmatte.inference.backgrounds import open_background
+from vidmatte.inference.engine import Engine, EngineSettings, FrameMatter, load_engine
+from vidmatte.inference.msgvim import (
+    CHUNK_SIZE,
+    ChunkMatter,
+    PngGuidance,
+    TrackGuidance,
+    union_of_others,
+    ytvis_video_ids,
+)
+from vidmatte.inference.outputs import (
+    DEFAULT_OUTPUTS,
+    FORMATS,
+    OUTPUT_KINDS,
+    MattedFrame,
+    OutputWriters,
+    format_of,
+    plan_outputs,
+)
+from vidmatte.io.frames import list_frames, to_u8
+from vidmatte.io.masks import read_mask, read_ytvis_json
+from vidmatte.io.reader import Frame, VideoInfo, open_frames
+
+BIDIRECTIONAL_WINDOW = 50  # frames per forward + backward window of bi-directional AdaM
+
+
+@dataclass(frozen=True)
+class MatteResult:
+    """What :func:`matte_video` did.
+
+    Attributes:
+        input: the video or image folder.
+        outputs: every output written (files, or folders of PNGs).
+        frames: frames matted.
+        seconds: wall time from the first frame to the last output completed.
+        instances: MSG-VIM's instance names, in output order (empty for AdaM).
+    """
+
+    input: Path
+    outputs: list[Path]
+    frames: int
+    seconds: float
+    instances: list[str]
+
+    @property
+    def fps(self) -> float:
+        """Frames per second, decoding and encoding included."""
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self) -> str:
+        """One line: ``"clip.mp4: 240 frames in 12.3 s (19.5 fps) -> out/alpha.mp4, out/composite.mp4"``."""
+        instances = f", {len(self.instances)} instances" if self.instances else ""
+        outputs = ", ".join(str(p) for p in self.outputs)
+        return (
+            f"{self.input}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps{instances}) "
+            f"-> {outputs}"
+        )
+
+
+def matte_video(
+    input: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str = "adam",
+    checkpoint: str | os.PathLike | None = None,
+    masks: str | os.PathLike | None = None,
+    first_mask: str | os.PathLike | None = None,
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    format: str | None = None,
+    background: str | os.PathLike = "green",
+    downsample_ratio: float | None = None,
+    bidirectional: bool = False,
+    chunk: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    backend: str = "torch",
+    lossless: bool = False,
+    progress: bool | None = None,
+    engine: Engine | None = None,
+) -> MatteResult:
+    """Matte a video with AdaM (everyone in one matte) or MSG-VIM (one matte per instance).
+
+    Args:
+        input: a video PyAV decodes (mp4, mov, mkv, avi, webm, ...) or a folder of images.
+        out: output folder (layout in :mod:`vidmatte.inference.outputs`), or for a single AdaM output a
+            video file (``.mp4``, ``.mov``, ``.webm``, ``.mkv``; its suffix gives the format).
+        model: ``"adam"`` or ``"msgvim"``.
+        checkpoint: weights file; default the shipped ``adam-default`` / ``msgvim-default``.
+        masks: MSG-VIM's guidance (required for it): a YouTube-VIS result JSON (tracks of one video),
+            or a folder ``<masks>/<instance>/<frame>.png`` (binarised at >= 128) whose frames are named
+            like the input folder's frames, or for a video input by frame index (``0.png`` or
+            ``000000.png``, from 0); a frame without a mask file is an empty mask.
+        first_mask: AdaM's first-frame mask (a PNG of the frames' size, >= 128 is foreground);
+            default: the model segments the first frame itself.
+        outputs: any of :data:`~vidmatte.inference.outputs.OUTPUT_KINDS`.
+        format: ``"mp4"`` (H.264), ``"prores"`` (ProRes 4444 ``.mov``), ``"webm"`` (VP9), ``"mkv"``
+            (FFV1, lossless) or ``"png"`` (folders of PNGs); default: ``out``'s suffix, else ``"mp4"``.
+        background: the composites' background: ``"green"``, ``"#RRGGBB"``, an image, or a video (looped).
+        downsample_ratio: AdaM's network resolution relative to the frames, in (0, 1]; ``None``:
+            automatic (long side about 512 pixels).
+        bidirectional: AdaM's offline forward-and-backward inference (windows of ``chunk`` frames).
+        chunk: frames per MSG-VIM chunk (default 10) or per bi-directional AdaM window (default 50).
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast).
+        backend: the runtime (a key of :data:`vidmatte.inference.engine.BACKENDS`).
+        lossless: exact alpha in ``.mp4`` and ``.webm`` outputs too (``mkv`` and ``png`` always are).
+        progress: show a progress bar (frames per second, time left); default: if stderr is a terminal.
+        engine: an engine already loaded by :func:`~vidmatte.inference.engine.load_engine` (to matte
+            many videos with one load); ``checkpoint``, ``device``, ``dtype`` and ``backend`` are then
+            those it was loaded with.
+
+    Returns:
+        The outputs written and the time taken.
+
+    Raises:
+        VidmatteError: bad input, naming the file (a missing input, masks that do not fit the frames,
+            weights of the other model, an option the model does not take); no output is left behind.
+    """
+    input = Path(input)
+    settings = EngineSettings(model, checkpoint, device, dtype)
+    kinds = _check_options(settings, outputs, masks, first_mask, bidirectional, chunk, downsample_ratio)
+    format = _output_format(out, format)
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(open_frames(input))
+        info = reader.info
+        if model == "msgvim":
+            guidance = _InstanceGuidance(Path(masks), info)
+            instances: list[str] | None = guidance.names
+        else:
+            first = _read_first_mask(Path(first_mask), info) if first_mask is not None else None
+            instances = None
+        planned = plan_outputs(out, kinds, format, instances)
+        scene = None
+        if "composite" in kinds:
+            scene = open_background(background, info.width, info.height)
+            stack.callback(scene.close)
+        if engine is None:
+            engine = load_engine(settings, backend)
+        elif engine.settings.model != model:
+            raise VidmatteError(f"the engine runs {engine.settings.model}, not {model}")
+        writers = stack.enter_context(OutputWriters(planned, info, scene, lossless))
+        if model == "msgvim":
+            matted = guidance.matte(reader, engine.msgvim_chunks(), chunk or CHUNK_SIZE)
+        elif bidirectional:
+            matted = _bidirectional(reader, engine, first, downsample_ratio, chunk or BIDIRECTIONAL_WINDOW)
+        else:
+            matted = _online(reader, engine.adam_online(first, downsample_ratio))
+        if progress is None:
+            progress = sys.stderr.isatty()
+        bar = stack.enter_context(
+            tqdm(total=info.frame_count, unit="frame", desc=input.name, disable=not progress, leave=False)
+        )
+        start = time.perf_counter()
+        count = 0
+        for item in matted:
+            writers.submit(item)
+            count += 1
+            bar.update()
+        if model == "msgvim":
+            guidance.check_length(count)
+        paths = writers.finish()
+        seconds = time.perf_counter() - start
+    return MatteResult(input, paths, count, seconds, instances or [])
+
+
+def _check_options(
+    settings: EngineSettings,
+    outputs: Sequence[str],
+    masks: str | os.PathLike | None,
+    first_mask: str | os.PathLike | None,
+    bidirectional: bool,
+    chunk: int | None,
+    downsample_ratio: float | None,
+) -> list[str]:
+    """The output kinds, after refusing options that the model does not take."""
+    kinds = list(dict.fromkeys(outputs))
+    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        name = unknown[0] if unknown else ""
+        raise VidmatteError(f"unknown output {name!r}; expected some of {', '.join(OUTPUT_KINDS)}")
+    if chunk is not None and chunk < 1:
+        raise VidmatteError(f"chunk must be at least 1 frame, got {chunk}")
+    if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
+        raise VidmatteError(f"downsample ratio must be in (0, 1], got {downsample_ratio}")
+    if settings.model == "msgvim":
+        if masks is None:
+            raise VidmatteError("MSG-VIM needs guidance masks (--masks tracks.json or a folder of masks)")
+        refused = {
+            "--first-mask (AdaM's; MSG-VIM takes --masks)": first_mask is not None,
+            "--bidirectional (AdaM's)": bidirectional,
+            "--downsample-ratio (AdaM's)": downsample_ratio is not None,
+            "--outputs foreground (MSG-VIM predicts no foreground colour; use composite or rgba)": (
+                "foreground" in kinds
+            ),
+        }
+    else:
+        refused = {
+            "--masks (MSG-VIM's; AdaM takes --first-mask)": masks is not None,
+            "--chunk (for MSG-VIM and --bidirectional)": chunk is not None and not bidirectional,
+        }
+    for option, given in refused.items():
+        if given:
+            raise VidmatteError(f"{settings.model} does not take {option}")
+    return kinds
+
+
+def _output_format(out: str | os.PathLike, format: str | None) -> str:
+    """The format asked for, checked against the output file's suffix."""
+    if format is not None and format not in FORMATS:
+        raise VidmatteError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    implied = format_of(out)
+    if implied is not None and format is not None and implied != format:
+        raise VidmatteError(f"{out}: a {Path(out).suffix} file is not of format {format}")
+    return format or implied or "mp4"
+
+
+def _read_first_mask(path: Path, info: VideoInfo) -> np.ndarray:
+    """``(H, W)`` float32 0/1 mask of the first frame, checked to fit the frames."""
+    mask = read_mask(path)
+    if mask.shape != (info.height, info.width):
+        raise VidmatteError(
+            f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} does not fit frames of "
+            f"{info.width}x{info.height} ({info.path})"
+        )
+    return mask.astype(np.float32)
+
+
+def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    iterator = iter(frames)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _online(frames: Iterable[Frame], matter: FrameMatter) -> Iterator[MattedFrame]:
+    for frame in frames:
+        alpha, foreground = matter(frame.image)
+        yield MattedFrame(frame, alpha[None], foreground)
+
+
+def _bidirectional(
+    frames: Iterable[Frame],
+    engine: Engine,
+    first_mask: np.ndarray | None,
+    downsample_ratio: float | None,
+    window: int,
+) -> Iterator[MattedFrame]:
+    for batch in _batches(frames, window):
+        # the backward pass yields the last frame first; mattes wait as 8 bits for their turn
+        mattes = {
+            t: (to_u8(alpha), to_u8(foreground))
+            for t, alpha, foreground in engine.adam_bidirectional(
+                [f.image for f in batch], first_mask, downsample_ratio
+            )
+        }
+        first_mask = mattes[len(batch) - 1][0].astype(np.float32) / 255
+        for t, frame in enumerate(batch):
+            alpha, foreground = (x.astype(np.float32) / 255 for x in mattes.pop(t))
+            yield MattedFrame(frame, alpha[None], foreground)
+
+
+class _InstanceGuidance:
+    """MSG-VIM's guidance for one input: YouTube-VIS tracks or a folder of PNG masks per instance.
+
+    Attributes:
+        names: instance names (PNG folder names, or ``"000"``, ``"001"``, ... for tracks).
+    """
+
+    def __init__(self, masks: Path, info: VideoInfo) -> None:
+        self._source = masks
+        if masks.is_file():
+            tracks = read_ytvis_json(masks)
+            video = ytvis_video_ids(masks, tracks, [info.path.name])[info.path.name] if tracks else None
+            tracks = [t for t in tracks if t.video_id == video]
+            # frames the guidance covers, checked against the video once its frames are counted
+            self._length = max((len(t.segmentations) for t in tracks), default=0)
+            self._guidance: PngGuidance | TrackGuidance = TrackGuidance(
+                tracks, max(self._length, info.frame_count or 0), str(masks)
+            )
+            self._stems: list[str] = []
+        elif masks.is_dir():
+            self._stems = self._frame_stems(masks, info)
+            self._guidance = PngGuidance(masks, self._stems)
+            self._length = len(self._stems) if info.path.is_file() else 0
+        else:
+            raise VidmatteError(f"{masks}: no such masks file or folder")
+        self.names = self._guidance.names
+
+    @staticmethod
+    def _frame_stems(masks: Path, info: VideoInfo) -> list[str]:
+        """The names mask files take for each frame: the input folder's, or frame indices for a video."""
+        if info.path.is_dir():
+            return [p.stem for p in list_frames(info.path)]
+        by_index: dict[int, str] = {}
+        for path in sorted(masks.glob("*/*")):
+            if path.stem.isdigit():
+                by_index.setdefault(int(path.stem), path.stem)
+            elif path.is_file():
+                raise VidmatteError(
+                    f"{path}: masks of a video are named by frame index (0.png or 000000.png, from 0)"
+                )
+        count = max(info.frame_count or 0, max(by_index, default=-1) + 1)
+        return [by_index.get(i, str(i)) for i in range(count)]
+
+    def matte(self, frames: Iterable[Frame], matter: ChunkMatter, chunk: int) -> Iterator[MattedFrame]:
+        """Matte ``chunk`` frames at a time with ``matter`` (a fresh MSG-VIM chunk matter)."""
+        for batch in _batches(frames, chunk):
+            rgb = np.stack([f.image for f in batch]).astype(np.float32) / 255
+            size = rgb.shape[1:3]
+            targets = np.stack(
+                [self._guidance.masks(f.index, self._stem(f.index), size) for f in batch], axis=1
+            )
+            alphas = matter(rgb, targets, union_of_others(targets))
+            for t, frame in enumerate(batch):
+                yield MattedFrame(frame, alphas[:, t], None)
+
+    def _stem(self, index: int) -> str:
+        return self._stems[index] if index < len(self._stems) else str(index)
+
+    def check_length(self, frames: int) -> None:
+        """Refuse guidance for frames past the end of the video."""
+        if self._length > frames:
+            raise VidmatteError(f"{self._source}: masks for {self._length} frames, the video has {frames}")
