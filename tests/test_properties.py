@@ -1,4 +1,5 @@
-"""Property tests: arbitrary input to the readers and the metrics gives a result or a clear error.
+"""Property tests: arbitrary input to the readers (masks, JSON, images, videos, weights) and the metrics
+gives a result or a clear error.
 
 "Clear" means a :class:`VidmatteError` whose one-line message starts with the file (or RLE source) it
 is about, for readers of files; a ``ValueError`` naming the problem, for the pure metric functions.
@@ -21,10 +22,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 from PIL import Image
+from safetensors.torch import save_file
 
 from vidmatte.data.ytvis import read_coco_annotations, read_ytvis_annotations
 from vidmatte.errors import VidmatteError
@@ -34,6 +37,7 @@ from vidmatte.io.masks import decode_rle, encode_rle, read_ytvis_json
 from vidmatte.io.reader import open_frames
 from vidmatte.metrics import alpha
 from vidmatte.metrics.vimq import ERRORS, frame_statistics, score_clip
+from vidmatte.models.loading import read_weights
 
 HANG_SECONDS = 20  # far above what any example here takes; reaching it means the code hung
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -376,3 +380,26 @@ def test_vimq_on_any_instance_counts_scores_within_range(num_true, num_pred, fra
         assert 0.0 <= value <= 1.0 and not math.isnan(value)
     assert score.true_positives + score.false_negatives == num_true
     assert score.true_positives + score.false_positives == num_pred
+
+
+# ---------------------------------------------------------------------------------- weights files
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("weights")
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(2, dtype=torch.int64)}
+    save_file(state, str(folder / "w.safetensors"))
+    torch.save(state, folder / "w.pt")
+    return {suffix: (folder / f"w{suffix}").read_bytes() for suffix in (".safetensors", ".pt")}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), suffix=st.sampled_from([".safetensors", ".pt"]))
+def test_any_weights_file_reads_or_is_reported(tmp_path: Path, tiny_weights, data, suffix: str) -> None:
+    path = tmp_path / f"weights{suffix}"
+    path.write_bytes(data.draw(st.binary(max_size=256) | _mutated(tiny_weights[suffix])))
+    try:
+        with no_hang():
+            state, _ = read_weights(path)
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+    except VidmatteError as error:
+        assert_clear(error, path)

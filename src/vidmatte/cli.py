@@ -262,8 +262,11 @@ def _run_matte_vim(args: argparse.Namespace) -> int:
         raise VidmatteError("matte-vim needs --weights (or --baseline guidance)")
     else:
         from vidmatte.models.loading import load_model
+        from vidmatte.models.msgvim.model import MsgVim
 
         model = load_model(args.weights, model=args.model, device=args.device)
+        if not isinstance(model, MsgVim):
+            raise VidmatteError(f"{args.weights}: weights of a {type(model).__name__} network, not of MsgVim")
         matter_for_clip = functools.partial(
             MsgVimSession, model, args.carry_state, args.instance_batch, device=args.device
         )
