@@ -31,7 +31,8 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         help="score predicted alpha (and foreground) against ground truth, as the VM benchmark does",
         description="Walk PRED and TRUE (the VM benchmark layout <subset>/<clip>/pha/<frame>.png, "
         "or a single clip folder), pair frames by relative path and print MAD, MSE, Grad, Conn, "
-        "dtSSD and foreground errors per subset and overall.",
+        "dtSSD and foreground errors per subset and overall. Under 'torchrun --nproc_per_node N -m "
+        "vidmatte.cli eval ...' each process scores a share of the clips and rank 0 reports (same numbers).",
     )
     p.add_argument("--pred", required=True, help="folder of predictions (mirrors --true)")
     p.add_argument("--true", required=True, help="folder of ground truth")
@@ -59,15 +60,19 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from vidmatte.metrics.runner import evaluate_folders, format_table, write_csv, write_json
+    from vidmatte.metrics.sharding import is_main, process_group
 
-    results = evaluate_folders(
-        args.pred, args.true, protocol=args.protocol, metrics=args.metrics, workers=args.workers
-    )
-    print(format_table(results))
-    if args.json:
-        write_json(results, args.json)
-    if args.csv:
-        write_csv(results, args.csv)
+    with process_group() as context:
+        results = evaluate_folders(
+            args.pred, args.true, args.protocol, args.metrics, args.workers, context=context
+        )
+        if not is_main(context):
+            return 0
+        print(format_table(results))
+        if args.json:
+            write_json(results, args.json)
+        if args.csv:
+            write_csv(results, args.csv)
     return 0
 
 
@@ -78,7 +83,8 @@ def _add_eval_vim(subparsers: argparse._SubParsersAction) -> None:
         help="score video instance mattes with VIMQ (RQ, TQ, MQ), as the VIM50 benchmark does",
         description="Match predicted instances to ground-truth instances per clip and print RQ, TQ, "
         "MQ and VIMQ per clip and overall (in percent). Ground truth: <true>/<clip>/pha/<instance>/"
-        "<frame>.png; predictions: <pred>/<clip>/<instance>/<frame>.png.",
+        "<frame>.png; predictions: <pred>/<clip>/<instance>/<frame>.png. Under torchrun each process "
+        "scores a share of the clips and rank 0 reports.",
     )
     p.add_argument("--pred", required=True, help="predictions, <pred>/<clip>/<instance>/<frame>.png")
     p.add_argument("--true", required=True, help="VIM50-style ground truth, <true>/<clip>/pha/<instance>/")
@@ -94,14 +100,18 @@ def _add_eval_vim(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_eval_vim(args: argparse.Namespace) -> int:
+    from vidmatte.metrics.sharding import is_main, process_group
     from vidmatte.metrics.vim_runner import evaluate_vim, format_table, write_json
     from vidmatte.metrics.vimq import ERRORS
 
     errors = ERRORS if args.error == "all" else (args.error,)
-    results = evaluate_vim(args.pred, args.true, errors=errors, clips=args.clips)
-    print(format_table(results))
-    if args.json:
-        write_json(results, args.json)
+    with process_group() as context:
+        results = evaluate_vim(args.pred, args.true, errors=errors, clips=args.clips, context=context)
+        if not is_main(context):
+            return 0
+        print(format_table(results))
+        if args.json:
+            write_json(results, args.json)
     return 0
 
 

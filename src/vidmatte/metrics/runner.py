@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -34,6 +35,10 @@ from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS, read_alpha, read_rgb_u8
 from vidmatte.metrics import alpha
 from vidmatte.metrics.protocols import ALL_METRICS, FGR_METRICS, PROTOCOL_METRICS, PROTOCOLS
+from vidmatte.metrics.sharding import gather_shards
+
+if TYPE_CHECKING:
+    from vidmatte.training.distributed import DistributedContext
 
 SEGMENT_FRAMES = 16  # frames per worker task; a segment re-reads one frame before it for dtSSD
 
@@ -251,27 +256,32 @@ def _score_all(
                 bar.update(stop - start)
             return per_clip
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        # per-segment sums are kept and merged in frame order at the end, so that the floating-point
+        # sums (and the scores) do not depend on which worker finishes first
+        finished: dict[tuple[str, int], Scores] = {}
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending: dict[Future, tuple[str, int]] = {}
+            pending: dict[Future, tuple[str, int, int]] = {}
             tasks = _segments(pairs)
             try:
                 while True:
                     # Keep a bounded number of segments in flight so the queue never holds the whole set.
                     for pair, start, stop in tasks:
                         future = pool.submit(score_segment, pair, start, stop, metrics, protocol)
-                        pending[future] = (pair.key, stop - start)
+                        pending[future] = (pair.key, start, stop - start)
                         if len(pending) >= 4 * workers:
                             break
                     if not pending:
                         break
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        key, frames = pending.pop(future)
-                        per_clip[key].merge(future.result())
+                        key, start, frames = pending.pop(future)
+                        finished[key, start] = future.result()
                         bar.update(frames)
             finally:
                 for future in pending:
                     future.cancel()
+    for pair, start, _ in _segments(pairs):
+        per_clip[pair.key].merge(finished[pair.key, start])
     return per_clip
 
 
@@ -282,6 +292,7 @@ def evaluate_folders(
     metrics: Sequence[str] | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    context: DistributedContext | None = None,
 ) -> EvalResults:
     """Score a folder of predicted mattes against the ground truth.
 
@@ -294,6 +305,8 @@ def evaluate_folders(
             metrics are computed only when every clip has ``fgr/`` on both sides.
         workers: processes scoring frames in parallel (default: all cores).
         progress: show a progress bar (default: when stderr is a terminal).
+        context: under ``torchrun``, the process group: each rank scores its shard of the clips and
+            every rank returns the results of all (equal to one process's, see :mod:`.sharding`).
 
     Raises:
         VidmatteError: bad input, naming the offending file or folder.
@@ -317,7 +330,11 @@ def evaluate_folders(
         pairs = find_clip_pairs(pred_root, true_root, with_fgr=any(m in FGR_METRICS for m in chosen))
     if progress is None:
         progress = sys.stderr.isatty()
-    per_clip = _score_all(pairs, chosen, protocol, workers or default_workers(), progress)
+    per_clip = gather_shards(
+        pairs,
+        lambda shard: _score_all(shard, chosen, protocol, workers or default_workers(), progress),
+        context,
+    )
 
     overall = Scores()
     per_subset: dict[str, Scores] = {}

@@ -17,11 +17,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import list_frames, read_alpha, select_folders
+from vidmatte.metrics.sharding import gather_shards
 from vidmatte.metrics.vimq import (
     ERRORS,
     REPORT_SCALE,
@@ -31,6 +33,9 @@ from vidmatte.metrics.vimq import (
     score_clip,
     score_dataset,
 )
+
+if TYPE_CHECKING:
+    from vidmatte.training.distributed import DistributedContext
 
 TRUE_ALPHA_FOLDER = "pha"
 
@@ -155,6 +160,7 @@ def evaluate_vim(
     true_root: str | os.PathLike,
     errors: Sequence[str] = ERRORS,
     clips: Sequence[str] | None = None,
+    context: DistributedContext | None = None,
 ) -> VimResults:
     """Score every clip of a VIM50-style ground truth against its prediction folder.
 
@@ -163,6 +169,8 @@ def evaluate_vim(
         true_root: ``<true>/<clip>/pha/<instance>/<frame>.png``.
         errors: matting errors for MQ (any of ``"mse"``, ``"mad"``, ``"dtssd"``).
         clips: clip names to score (default: every clip of the ground truth).
+        context: under ``torchrun``, the process group: each rank scores its shard of the clips and
+            every rank returns the results of all (equal to one process's, see :mod:`.sharding`).
 
     Raises:
         VidmatteError: a missing clip, instance or frame, or a size mismatch; the message names the file.
@@ -173,11 +181,13 @@ def evaluate_vim(
         raise VidmatteError(f"unknown error {unknown}; known: {', '.join(ERRORS)}")
     pred_root, true_root = Path(pred_root), Path(true_root)
     true_clips = select_folders(_true_clips(true_root), clips, true_root)
-    scores, names = {}, {}
-    for true_clip in true_clips:
-        scores[true_clip.name], names[true_clip.name] = evaluate_clip(
-            pred_root / true_clip.name, true_clip, errors
-        )
+    per_clip = gather_shards(
+        true_clips,
+        lambda shard: {clip.name: evaluate_clip(pred_root / clip.name, clip, errors) for clip in shard},
+        context,
+    )
+    scores = {clip.name: per_clip[clip.name][0] for clip in true_clips}
+    names = {clip.name: per_clip[clip.name][1] for clip in true_clips}
     return VimResults(
         overall=score_dataset(list(scores.values()), errors),
         clips=scores,
