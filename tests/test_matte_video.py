@@ -396,6 +396,7 @@ def test_backgrounds_cover_the_frame_and_videos_loop(tmp_path: Path) -> None:
         ("masks of another size", r"^\S*person0/000\.png: mask size 8x8"),
         ("foreground of msgvim", r"foreground"),
         ("transparency in mp4", r"^\S*rgba\.mp4: an \.mp4 video cannot hold transparency"),
+        ("unwritable video type", r"^\S*out\.avi: cannot write \.avi videos"),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_file(
@@ -439,6 +440,7 @@ def test_bad_input_gives_one_line_naming_the_file(
             "--checkpoint",
             str(weights["adam"]),
         ],
+        "unwritable video type": [str(clip), "--out", str(tmp_path / "out.avi")],
     }[case]
     assert main(["matte", *args]) == 2
     error = capsys.readouterr().err

@@ -49,6 +49,8 @@ INSTANCES = "instances"
 # --format -> file suffix ("" for a folder of PNGs)
 FORMATS = {"mp4": ".mp4", "prores": ".mov", "webm": ".webm", "mkv": ".mkv", "png": ""}
 _SUFFIX_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "prores", ".webm": "webm", ".mkv": "mkv"}
+# video types people may name as an output, which FrameWriter does not write (taken for folders otherwise)
+_UNWRITABLE_VIDEO_SUFFIXES = (".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".m2ts", ".mxf", ".ogv")
 _CONTENT: dict[str, Content] = {
     "alpha": "alpha",
     "foreground": "rgb",
@@ -124,6 +126,10 @@ def plan_outputs(
     """
     out = Path(out)
     suffix = FORMATS[format]
+    if out.suffix.lower() in _UNWRITABLE_VIDEO_SUFFIXES:
+        raise VidmatteError(
+            f"{out}: cannot write {out.suffix} videos; use .mp4, .mov, .webm, .mkv or a folder"
+        )
     if out.suffix.lower() in VIDEO_SUFFIXES:
         if instances is not None or len(kinds) != 1:
             count = "instances" if instances is not None else f"{len(kinds)} outputs"

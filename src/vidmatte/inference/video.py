@@ -53,7 +53,7 @@ from vidmatte.inference.outputs import (
     format_of,
     plan_outputs,
 )
-from vidmatte.io.frames import list_frames, to_u8
+from vidmatte.io.frames import IMAGE_EXTENSIONS, list_frames, to_u8
 from vidmatte.io.masks import read_mask, read_ytvis_json
 from vidmatte.io.reader import Frame, VideoInfo, open_frames
 
@@ -159,12 +159,9 @@ def matte_video(
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(input))
         info = reader.info
-        if model == "msgvim":
-            guidance = _InstanceGuidance(Path(masks), info)
-            instances: list[str] | None = guidance.names
-        else:
-            first = _read_first_mask(Path(first_mask), info) if first_mask is not None else None
-            instances = None
+        guidance = _InstanceGuidance(Path(masks), info) if masks is not None else None
+        first = _read_first_mask(Path(first_mask), info) if first_mask is not None else None
+        instances = guidance.names if guidance is not None else None
         planned = plan_outputs(out, kinds, format, instances)
         scene = None
         if "composite" in kinds:
@@ -175,7 +172,7 @@ def matte_video(
         elif engine.settings.model != model:
             raise VidmatteError(f"the engine runs {engine.settings.model}, not {model}")
         writers = stack.enter_context(OutputWriters(planned, info, scene, lossless))
-        if model == "msgvim":
+        if guidance is not None:
             matted = guidance.matte(reader, engine.msgvim_chunks(), chunk or CHUNK_SIZE)
         elif bidirectional:
             matted = _bidirectional(reader, engine, first, downsample_ratio, chunk or BIDIRECTIONAL_WINDOW)
@@ -192,7 +189,7 @@ def matte_video(
             writers.submit(item)
             count += 1
             bar.update()
-        if model == "msgvim":
+        if guidance is not None:
             guidance.check_length(count)
         paths = writers.finish()
         seconds = time.perf_counter() - start
@@ -328,9 +325,11 @@ class _InstanceGuidance:
             return [p.stem for p in list_frames(info.path)]
         by_index: dict[int, str] = {}
         for path in sorted(masks.glob("*/*")):
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
             if path.stem.isdigit():
                 by_index.setdefault(int(path.stem), path.stem)
-            elif path.is_file():
+            else:
                 raise VidmatteError(
                     f"{path}: masks of a video are named by frame index (0.png or 000000.png, from 0)"
                 )
