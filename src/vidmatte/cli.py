@@ -330,9 +330,17 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
         "folder OUT: OUT/<output>.<ext> (AdaM), OUT/<output>/<instance>.<ext> plus OUT/instances.<ext>, "
         "every instance in its own colour (MSG-VIM). Outputs appear only when complete.",
     )
-    p.add_argument("input", help="a video file (mp4, mov, mkv, avi, webm, ...) or a folder of images")
     p.add_argument(
-        "--out", required=True, help="output folder, or a video file for one AdaM output (e.g. alpha.mp4)"
+        "input",
+        help="a video file (mp4, mov, mkv, avi, webm, ...) or a folder of images; for a batch, a folder of "
+        "videos and image folders, or a manifest (.txt: one input per line; .csv/.json: input, output, "
+        "masks, first_mask per item)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder, or a video file for one AdaM output (e.g. alpha.mp4); a batch writes "
+        "OUT/<item>/ per input, OUT/summary.json, and resumes where a previous run stopped",
     )
     p.add_argument("--model", choices=("adam", "msgvim"), default="adam", help="default: adam")
     p.add_argument(
@@ -388,7 +396,11 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_matte(args: argparse.Namespace) -> int:
+    from vidmatte.inference.batch import is_batch_input
     from vidmatte.inference.video import matte_video
+
+    if is_batch_input(args.input):
+        return _run_matte_batch(args)
 
     result = matte_video(
         args.input,
@@ -410,6 +422,57 @@ def _run_matte(args: argparse.Namespace) -> int:
     )
     print(result.summary())
     return 0
+
+
+def _run_matte_batch(args: argparse.Namespace) -> int:
+    """Many inputs, under torchrun too; exit status 1 when some items failed (listed in summary.json)."""
+    from vidmatte.inference.batch import ItemRecord, matte_batch
+    from vidmatte.inference.engine import EngineSettings
+    from vidmatte.metrics.sharding import process_group
+
+    if args.masks or args.first_mask:
+        raise VidmatteError(
+            f"{args.input}: a batch takes masks per item (masks / first_mask in a CSV or JSON manifest), "
+            "not --masks or --first-mask"
+        )
+    options = {
+        "outputs": args.outputs,
+        "format": args.format,
+        "background": args.background,
+        "downsample_ratio": args.downsample_ratio,
+        "bidirectional": args.bidirectional,
+        "chunk": args.chunk,
+        "lossless": args.lossless,
+    }
+
+    def report(record: ItemRecord) -> None:
+        if record.status == "failed":
+            print(f"vidmatte: error: {record.error}", file=sys.stderr, flush=True)
+        else:
+            print(
+                f"{record.item}: {record.status}, {record.frames} frames in {record.seconds:.1f} s",
+                flush=True,
+            )
+
+    with process_group() as context:
+        device = args.device
+        if context is not None and device == "cuda":
+            device = f"cuda:{context.local_rank}"  # one GPU per process
+        summary = matte_batch(
+            args.input,
+            args.out,
+            EngineSettings(args.model, args.checkpoint, device, args.dtype),
+            backend=args.backend,
+            options=options,
+            context=context,
+            raise_errors=args.debug,
+            report=report,
+        )
+    if summary.path is not None:
+        print(summary.line())
+        if summary.failed:
+            print(f"vidmatte: {len(summary.failed)} of {len(summary.records)} items failed", file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 # ---------------------------------------------------------------------------------------- demo
