@@ -44,18 +44,30 @@ def _instance_masks(index: int, width: int = W, height: int = H) -> np.ndarray:
     return np.stack([blob & left, blob & ~left])
 
 
-def _make_video(path: Path, width: int = W, height: int = H, frames: int = N, audio: bool = True) -> Path:
-    """An H.264 (or FFV1 for .mkv) test video, with a sine audio track."""
+def _make_video(
+    path: Path,
+    width: int = W,
+    height: int = H,
+    frames: int = N,
+    audio: bool = True,
+    milliseconds: list[int] | None = None,
+) -> Path:
+    """An H.264 (or FFV1 for .mkv) test video, with a sine audio track, at explicit times if given."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("ffv1" if path.suffix == ".mkv" else "libx264", rate=RATE)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv444p" if path.suffix != ".mkv" else "bgr0"
+        if milliseconds is not None:
+            stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         sound = None
         if audio:
             sound = container.add_stream("aac", rate=SAMPLE_RATE)
             sound.layout = "mono"
         for index in range(frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame(index, width, height), "rgb24")))
+            frame = av.VideoFrame.from_ndarray(_frame(index, width, height), "rgb24")
+            if milliseconds is not None:
+                frame.pts, frame.time_base = milliseconds[index], Fraction(1, 1000)
+            container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
         if sound is not None:
             samples = int(SAMPLE_RATE * frames / RATE)
@@ -72,6 +84,7 @@ def _make_video(path: Path, width: int = W, height: int = H, frames: int = N, au
 
 class Decoded(NamedTuple):
     frames: list[np.ndarray]  # (H, W, 4) uint8 RGBA
+    times: list[Fraction]  # seconds
     size: tuple[int, int]
     rate: Fraction | None
     audio_seconds: float
@@ -84,7 +97,7 @@ def _decode(path: Path) -> Decoded:
         for image in list_frames(path):
             with av.open(str(image)) as container:
                 frames.append(next(container.decode(video=0)).to_ndarray(format="rgba"))
-        return Decoded(frames, (frames[0].shape[1], frames[0].shape[0]), None, 0.0)
+        return Decoded(frames, [], (frames[0].shape[1], frames[0].shape[0]), None, 0.0)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         if stream.codec_context.name == "vp9":
@@ -92,14 +105,17 @@ def _decode(path: Path) -> Decoded:
             decoded = (f for p in container.demux(stream) if p.size for f in decoder.decode(p))
         else:
             decoded = container.decode(stream)
-        frames = [f.to_ndarray(format="rgba", src_color_range=f.color_range) for f in decoded]
+        pairs = [
+            (f.to_ndarray(format="rgba", src_color_range=f.color_range), f.pts * f.time_base) for f in decoded
+        ]
+        frames, times = [p[0] for p in pairs], [p[1] for p in pairs]
         size, rate = (stream.width, stream.height), stream.average_rate
     with av.open(str(path)) as container:
         audio = 0.0
         if container.streams.audio:
             track = container.streams.audio[0]
             audio = sum(f.samples for f in container.decode(track)) / track.rate
-    return Decoded(frames, size, rate, audio)
+    return Decoded(frames, times, size, rate, audio)
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +209,13 @@ def test_png_outputs_follow_the_matting_equation(tmp_path: Path, clip: Path, wei
         rgba = _decode(tmp_path / "rgba").frames[int(name.stem)]
         assert np.array_equal(rgba[..., :3], foreground.astype(np.uint8))
         assert np.array_equal(rgba[..., 3], read_grey_u8(name))
+
+
+def test_variable_frame_rate_keeps_its_timestamps(tmp_path: Path, weights) -> None:
+    milliseconds = [0, 40, 120, 130, 200, 260, 400, 410]
+    clip = _make_video(tmp_path / "vfr.mkv", audio=False, milliseconds=milliseconds)
+    result = matte_video(clip, tmp_path / "out", checkpoint=weights["adam"], outputs=["alpha"])
+    assert _decode(result.outputs[0]).times == [Fraction(t, 1000) for t in milliseconds]
 
 
 def test_odd_sized_image_folder_works(tmp_path: Path, weights) -> None:
@@ -341,6 +364,22 @@ def test_youtube_vis_tracks_guide_instances_and_must_fit_the_video(
             clip, tmp_path / "bad", model="msgvim", masks=tmp_path / "long.json", checkpoint=weights["msgvim"]
         )
     assert not any((tmp_path / "bad").rglob("*.mp4"))
+
+
+@pytest.mark.parametrize("model", ["adam", "msgvim"])
+def test_bfloat16_runs_both_models(tmp_path: Path, clip: Path, weights, masks, model) -> None:
+    options = {"masks": masks} if model == "msgvim" else {}
+    result = matte_video(
+        clip,
+        tmp_path,
+        model=model,
+        checkpoint=weights[model],
+        outputs=["alpha"],
+        format="png",
+        dtype="bfloat16",
+        **options,
+    )
+    assert result.frames == N and all(len(list_frames(p)) == N for p in result.outputs)
 
 
 def test_bidirectional_windows_keep_every_frame(tmp_path: Path, clip: Path, weights) -> None:
