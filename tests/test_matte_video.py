@@ -231,6 +231,7 @@ def test_odd_sized_image_folder_works(tmp_path: Path, weights) -> None:
         assert decoded.rate == 30  # an image folder plays at the default rate
 
 
+@pytest.mark.slow
 def test_python_api_and_cli_give_identical_results(tmp_path: Path, clip: Path, weights, masks) -> None:
     common = ["--outputs", "alpha,composite", "--format", "png", "--background", "#102030"]
     assert (
