@@ -392,6 +392,12 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="default: float32")
     p.add_argument("--backend", choices=tuple(BACKENDS), default="torch", help="default: torch")
     p.add_argument("--lossless", action="store_true", help="exact alpha in mp4 and webm outputs too")
+    p.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help="a video that stops decoding early: write its decodable frames and warn (default: an error, "
+        "no output)",
+    )
     p.set_defaults(run=_run_matte)
 
 
@@ -419,8 +425,11 @@ def _run_matte(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         backend=args.backend,
         lossless=args.lossless,
+        accept_truncated=args.accept_truncated,
     )
     print(result.summary())
+    if result.truncation is not None:
+        print(f"vidmatte: warning: {result.input}: truncated video, {result.truncation}", file=sys.stderr)
     return 0
 
 
@@ -443,12 +452,15 @@ def _run_matte_batch(args: argparse.Namespace) -> int:
         "bidirectional": args.bidirectional,
         "chunk": args.chunk,
         "lossless": args.lossless,
+        "accept_truncated": args.accept_truncated,
     }
 
     def report(record: ItemRecord) -> None:
         if record.status == "failed":
             print(f"vidmatte: error: {record.error}", file=sys.stderr, flush=True)
-        else:
+        elif record.error is not None:
+            print(f"vidmatte: warning: {record.error}", file=sys.stderr, flush=True)
+        if record.status != "failed":
             print(
                 f"{record.item}: {record.status}, {record.frames} frames in {record.seconds:.1f} s",
                 flush=True,

@@ -18,8 +18,8 @@ ledger records with the same options and whose outputs exist, and mattes the oth
 interrupted item left only hidden partial files, which are replaced).
 
 Failures: an item that fails (unreadable video, masks that do not fit, disk full, ...) is recorded
-and the batch goes on. ``OUT/summary.json`` lists every item with its status (``done``, ``skipped``
-or ``failed``), frames, seconds and error.
+and the batch goes on. ``OUT/summary.json`` lists every item with its status (``done``, ``truncated``,
+``skipped`` or ``failed``), frames, seconds and error.
 
 Under ``torchrun`` each rank mattes a disjoint shard of the items (:mod:`vidmatte.metrics.sharding`)
 and rank 0 writes the summary of all.
@@ -51,6 +51,7 @@ MANIFEST_SUFFIXES = (".txt", ".csv", ".json")
 MANIFEST_KEYS = ("input", "output", "masks", "first_mask")
 LEDGER_NAME = ".vidmatte-ledger.jsonl"
 SUMMARY_NAME = "summary.json"
+STATUSES = ("done", "truncated", "skipped", "failed")
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,12 @@ class ItemRecord:
     Attributes:
         item: the item's output name.
         input: the input path.
-        status: ``"done"`` (matted in this run), ``"skipped"`` (completed by an earlier run) or
-            ``"failed"``.
+        status: ``"done"`` (matted in this run), ``"truncated"`` (matted in this run as far as the
+            video could be decoded, with ``accept_truncated``), ``"skipped"`` (completed by an earlier
+            run) or ``"failed"``.
         frames: frames matted (0 if failed).
         seconds: time it took (in the run that completed it, for a skipped item).
-        error: the one-line error of a failed item, else ``None``.
+        error: the one-line error of a failed item, or why a truncated one ended early; else ``None``.
         outputs: the outputs written, relative to ``OUT``.
     """
 
@@ -107,9 +109,7 @@ class BatchSummary:
 
     def line(self) -> str:
         """``"12 items: 9 done, 2 skipped, 1 failed (summary: out/summary.json)"``."""
-        counts = {
-            status: sum(r.status == status for r in self.records) for status in ("done", "skipped", "failed")
-        }
+        counts = {status: sum(r.status == status for r in self.records) for status in STATUSES}
         where = f" (summary: {self.path})" if self.path is not None else ""
         return f"{len(self.records)} items: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + where
 
@@ -389,6 +389,11 @@ def matte_batch(
                 "outputs": outputs,
             }
         )
+        if result.truncation is not None:
+            message = f"{item.input}: truncated video, {result.truncation}"
+            return ItemRecord(
+                item.name, str(item.input), "truncated", result.frames, result.seconds, message, outputs
+            )
         return ItemRecord(item.name, str(item.input), "done", result.frames, result.seconds, None, outputs)
 
     def run_shard(shard: list[BatchItem]) -> dict[str, ItemRecord]:
@@ -420,7 +425,7 @@ def _write_summary(out: Path, records: list[ItemRecord]) -> Path:
     path = out / SUMMARY_NAME
     summary = {
         "items": [asdict(r) for r in records],
-        **{status: sum(r.status == status for r in records) for status in ("done", "skipped", "failed")},
+        **{status: sum(r.status == status for r in records) for status in STATUSES},
     }
     output = AtomicOutput(path)
     try:

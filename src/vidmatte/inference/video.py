@@ -70,6 +70,7 @@ class MatteResult:
         frames: frames matted.
         seconds: wall time from the first frame to the last output completed.
         instances: MSG-VIM's instance names, in output order (empty for AdaM).
+        truncation: why a truncated video ended early (``accept_truncated``), else ``None``.
     """
 
     input: Path
@@ -77,6 +78,7 @@ class MatteResult:
     frames: int
     seconds: float
     instances: list[str]
+    truncation: str | None = None
 
     @property
     def fps(self) -> float:
@@ -113,6 +115,7 @@ def matte_video(
     lossless: bool = False,
     progress: bool | None = None,
     engine: Engine | None = None,
+    accept_truncated: bool = False,
 ) -> MatteResult:
     """Matte a video with AdaM (everyone in one matte) or MSG-VIM (one matte per instance).
 
@@ -144,6 +147,9 @@ def matte_video(
         engine: an engine already loaded by :func:`~vidmatte.inference.engine.load_engine` (to matte
             many videos with one load); ``checkpoint``, ``device``, ``dtype`` and ``backend`` are then
             those it was loaded with.
+        accept_truncated: a video that stops decoding early (cut short, corrupt tail) gives outputs of
+            its decodable frames and :attr:`MatteResult.truncation` says why; by default it is an error
+            and no output is written.
 
     Returns:
         The outputs written and the time taken.
@@ -157,7 +163,7 @@ def matte_video(
     kinds = _check_options(settings, outputs, masks, first_mask, bidirectional, chunk, downsample_ratio)
     format = _output_format(out, format)
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(open_frames(input))
+        reader = stack.enter_context(open_frames(input, accept_truncated=accept_truncated))
         info = reader.info
         guidance = _InstanceGuidance(Path(masks), info) if masks is not None else None
         first = _read_first_mask(Path(first_mask), info) if first_mask is not None else None
@@ -193,7 +199,7 @@ def matte_video(
             guidance.check_length(count)
         paths = writers.finish()
         seconds = time.perf_counter() - start
-    return MatteResult(input, paths, count, seconds, instances or [])
+    return MatteResult(input, paths, count, seconds, instances or [], reader.truncation)
 
 
 def _check_options(
