@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -23,10 +25,10 @@ from vidmatte.models.loading import save_weights
 H, W, FRAMES = 24, 32, 6
 
 
-def make_video(path: Path, frames: int = FRAMES, shift: int = 0) -> Path:
-    """A small H.264 clip: a bright square moving over a gradient."""
+def make_video(path: Path, frames: int = FRAMES, shift: int = 0, **options: str) -> Path:
+    """A small H.264 clip: a bright square moving over a gradient; ``options`` go to the muxer."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
         for t in range(frames):
@@ -245,3 +247,45 @@ def test_two_torchrun_processes_share_the_items(videos: Path, tmp_path: Path, we
     # rank 0 took a and bad, rank 1 b and c; each rank reports its own items
     assert result.stdout.count(": done,") == 3 and result.stdout.count("items: 3 done") == 1
     assert result.stderr.count(f"vidmatte: error: {videos / 'bad.mp4'}") == 1
+
+
+def test_a_truncated_item_is_recorded_as_such_when_accepted(tmp_path: Path, weights: Path, capsys) -> None:
+    whole = make_video(tmp_path / "src" / "whole.mp4", frames=20, movflags="faststart")
+    with av.open(str(whole)) as container:
+        starts = sorted(p.pos for p in container.demux(video=0) if p.size)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.mp4").write_bytes(whole.read_bytes()[: starts[-8] + 10])
+    make_video(tmp_path / "in" / "fine.mp4")
+    out = tmp_path / "out"
+    assert matte(weights, tmp_path / "in", out, "--outputs", "alpha") == 1  # by default: a failure
+    assert summary(out)["cut"]["status"] == "failed" and not (out / "cut" / "alpha.mp4").exists()
+    assert matte(weights, tmp_path / "in", out, "--outputs", "alpha", "--accept-truncated") == 0
+    rows = summary(out)
+    assert rows["cut"]["status"] == "truncated" and 0 < rows["cut"]["frames"] < 20
+    assert rows["cut"]["error"].startswith(f"{tmp_path / 'in' / 'cut.mp4'}: truncated video")
+    assert f"vidmatte: warning: {tmp_path / 'in' / 'cut.mp4'}: truncated video" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_with_the_items_it_had_not_finished(tmp_path: Path, weights: Path) -> None:
+    for name in ("a", "b", "c"):
+        make_video(tmp_path / "in" / f"{name}.mp4", frames=150)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vidmatte.cli", "matte", str(tmp_path / "in"), "--out", str(out)]
+    command += ["--checkpoint", str(weights), "--outputs", "alpha"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = out / LEDGER_NAME
+    try:
+        deadline = time.monotonic() + 120
+        while not (ledger.exists() and ledger.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)  # while b is being matted
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert [json.loads(line)["item"] for line in ledger.read_text().splitlines()] == ["a"]
+    assert not (out / SUMMARY_NAME).exists() and visible_files(out) == ["a/alpha.mp4"]
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
+    assert {k: r["status"] for k, r in summary(out).items()} == {"a": "skipped", "b": "done", "c": "done"}
+    assert sorted(json.loads(line)["item"] for line in ledger.read_text().splitlines()) == ["a", "b", "c"]
+    assert visible_files(out) == ["a/alpha.mp4", "b/alpha.mp4", "c/alpha.mp4", SUMMARY_NAME]
