@@ -289,3 +289,12 @@ def test_a_killed_batch_resumes_with_the_items_it_had_not_finished(tmp_path: Pat
     assert {k: r["status"] for k, r in summary(out).items()} == {"a": "skipped", "b": "done", "c": "done"}
     assert sorted(json.loads(line)["item"] for line in ledger.read_text().splitlines()) == ["a", "b", "c"]
     assert visible_files(out) == ["a/alpha.mp4", "b/alpha.mp4", "c/alpha.mp4", SUMMARY_NAME]
+
+
+def test_weights_that_cannot_load_fail_the_batch_once(videos: Path, tmp_path: Path, capsys) -> None:
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not weights")
+    assert matte(broken, videos, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vidmatte: error: {broken}: cannot read weights") and err.count("\n") == 1
+    assert visible_files(tmp_path / "out") == []

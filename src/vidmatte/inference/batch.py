@@ -229,19 +229,23 @@ def output_name(text: str, source: str | os.PathLike) -> str:
 
 def _check_distinct(items: Sequence[BatchItem], source: Path) -> None:
     """Refuse two items writing to the same folder, or one inside another's."""
-    seen: dict[str, BatchItem] = {}
+    owners = {}
     for item in items:
-        for other_name, other in seen.items():
-            if (
-                item.name == other_name
-                or item.name.startswith(other_name + "/")
-                or other_name.startswith(item.name + "/")
-            ):
-                raise VidmatteError(
-                    f"{source}: {other.input} and {item.input} would both write to {other_name!r}; "
-                    "give them distinct outputs (a manifest with an output column)"
-                )
-        seen[item.name] = item
+        if item.name in owners:
+            _collision(owners[item.name], item, source)
+        owners[item.name] = item
+    for item in items:
+        parts = item.name.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in owners:
+                _collision(owners["/".join(parts[:depth])], item, source)
+
+
+def _collision(first: BatchItem, second: BatchItem, source: Path) -> None:
+    raise VidmatteError(
+        f"{source}: {first.input} and {second.input} would both write to {first.name!r}; "
+        "give them distinct outputs (a manifest with an output column)"
+    )
 
 
 class Ledger:
@@ -349,33 +353,19 @@ def matte_batch(
     except OSError as error:
         raise VidmatteError(f"{out}: cannot write there ({error.strerror})") from None
     ledger = Ledger(out)
-    engine: list[Engine] = []  # loaded by the first item that needs it
+    fingerprints = {item.name: _fingerprint(item, shared) for item in items}
 
-    def run(item: BatchItem) -> ItemRecord:
-        fingerprint = _fingerprint(item, shared)
-        entry = ledger.completed(item, fingerprint)
-        if entry is not None:
-            return ItemRecord(
-                item.name,
-                str(item.input),
-                "skipped",
-                entry["frames"],
-                entry["seconds"],
-                None,
-                entry["outputs"],
-            )
+    def matte_item(item: BatchItem, engine: Engine) -> ItemRecord:
         target = out / item.name
         if not target.resolve().is_relative_to(out.resolve()):
             raise VidmatteError(f"{target}: leads outside {out} (a link?)")
-        if not engine:
-            engine.append(load_engine(settings, backend))
         result = matte_video(
             item.input,
             target,
             model=settings.model,
             masks=item.masks,
             first_mask=item.first_mask,
-            engine=engine[0],
+            engine=engine,
             progress=progress,
             **(options or {}),
         )
@@ -383,33 +373,48 @@ def matte_batch(
         ledger.record(
             {
                 "item": item.name,
-                "fingerprint": fingerprint,
+                "fingerprint": fingerprints[item.name],
                 "frames": result.frames,
                 "seconds": result.seconds,
                 "outputs": outputs,
             }
         )
+        status, message = "done", None
         if result.truncation is not None:
-            message = f"{item.input}: truncated video, {result.truncation}"
-            return ItemRecord(
-                item.name, str(item.input), "truncated", result.frames, result.seconds, message, outputs
-            )
-        return ItemRecord(item.name, str(item.input), "done", result.frames, result.seconds, None, outputs)
+            status, message = "truncated", f"{item.input}: truncated video, {result.truncation}"
+        return ItemRecord(item.name, str(item.input), status, result.frames, result.seconds, message, outputs)
 
     def run_shard(shard: list[BatchItem]) -> dict[str, ItemRecord]:
+        done = {item.name: ledger.completed(item, fingerprints[item.name]) for item in shard}
+        # weights that cannot be loaded fail the whole batch, not each item in turn
+        engine = load_engine(settings, backend) if None in done.values() else None
         records = {}
         for item in shard:
-            try:
-                record = run(item)
-            except Exception as error:
-                if raise_errors:
-                    raise
-                message = (
-                    str(error)
-                    if isinstance(error, VidmatteError)
-                    else f"{item.input}: {type(error).__name__}: {error}"
+            entry = done[item.name]
+            if entry is not None:
+                record = ItemRecord(
+                    item.name,
+                    str(item.input),
+                    "skipped",
+                    entry["frames"],
+                    entry["seconds"],
+                    None,
+                    entry["outputs"],
                 )
-                record = ItemRecord(item.name, str(item.input), "failed", 0, 0.0, message.splitlines()[0], [])
+            else:
+                try:
+                    record = matte_item(item, engine)
+                except Exception as error:  # recorded, so that the other items still run
+                    if raise_errors:
+                        raise
+                    message = (
+                        str(error)
+                        if isinstance(error, VidmatteError)
+                        else f"{item.input}: {type(error).__name__}: {error}"
+                    )
+                    record = ItemRecord(
+                        item.name, str(item.input), "failed", 0, 0.0, message.splitlines()[0], []
+                    )
             if report is not None:
                 report(record)
             records[item.name] = record
