@@ -22,7 +22,7 @@ from torch import Tensor
 
 from vidmatte.errors import VidmatteError
 from vidmatte.models.adam.memory import MemoryBank
-from vidmatte.models.adam.model import AdamModel
+from vidmatte.models.adam.model import AdamModel, AdamOutput
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -33,6 +33,29 @@ class FirstFrameSegmentor(Protocol):
 
     def __call__(self, frame: Tensor) -> Tensor:
         """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, 1, H, W)`` foreground probability in ``[0, 1]``."""
+        ...
+
+
+class AdamRunner(Protocol):
+    """What a session steps instead of an :class:`AdamModel`: an exported graph with the same calls
+    (:class:`vidmatte.inference.onnx_backend.OnnxAdam`)."""
+
+    def __call__(
+        self,
+        frames: Tensor,
+        memory: MemoryBank | None = None,
+        first_mask: Tensor | None = None,
+        downsample_ratio: float | None = None,
+    ) -> tuple[AdamOutput, MemoryBank]:
+        """One ``(B, 3, H, W)`` frame, as :meth:`AdamModel.forward`."""
+        ...
+
+    def segment(self, frames: Tensor, downsample_ratio: float | None = None) -> Tensor:
+        """As :meth:`AdamModel.segment`."""
+        ...
+
+    def empty_memory(self) -> MemoryBank:
+        """As :meth:`AdamModel.empty_memory`."""
         ...
 
 
@@ -66,7 +89,7 @@ class GivenMask:
 class OwnMaskHead:
     """The model's Fg/Bg mask head run on the first frame without memory (trained in stage 1)."""
 
-    def __init__(self, model: AdamModel, downsample_ratio: float | None = None) -> None:
+    def __init__(self, model: AdamModel | AdamRunner, downsample_ratio: float | None = None) -> None:
         self.model = model
         self.downsample_ratio = downsample_ratio
 
@@ -98,7 +121,8 @@ class AdamSession:
     """Online AdaM matting of one video, frame by frame.
 
     Args:
-        model: an :class:`AdamModel` (put in eval mode by the session).
+        model: an :class:`AdamModel` (put in eval mode by the session), or an :class:`AdamRunner`
+            of an exported graph (float32, not compiled; ``channels_last`` does not apply).
         first_mask: the first frame's mask (see :class:`GivenMask`); ``None`` uses ``segmentor``.
         segmentor: the first-frame segmentor when ``first_mask`` is ``None``; default
             :class:`OwnMaskHead`.
@@ -123,7 +147,7 @@ class AdamSession:
 
     def __init__(
         self,
-        model: AdamModel,
+        model: AdamModel | AdamRunner,
         first_mask: np.ndarray | Tensor | None = None,
         segmentor: FirstFrameSegmentor | None = None,
         downsample_ratio: float | None = None,
@@ -132,12 +156,18 @@ class AdamSession:
         compile: bool = False,
     ) -> None:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().to(memory_format=self.memory_format)
-        if compile:
-            # the transformer is left eager: its key count grows over the first frames
-            model.encoder.compile()
-            model.decoder.compile()
-        self.device = next(model.parameters()).device
+        self.model: AdamModel | AdamRunner = model
+        if isinstance(model, AdamModel):
+            model.eval().to(memory_format=self.memory_format)
+            if compile:
+                # the transformer is left eager: its key count grows over the first frames
+                model.encoder.compile()
+                model.decoder.compile()
+            self.device = next(model.parameters()).device
+        else:  # an exported graph (vidmatte.inference.onnx_backend): CPU tensors in and out, float32
+            if precision != "fp32" or compile:
+                raise ValueError("an exported AdaM runs in float32 and is not compiled")
+            self.device = torch.device("cpu")
         self.downsample_ratio = downsample_ratio
         self.precision = precision
         autocast(self.device, precision)  # validates the precision now rather than at the first frame
@@ -166,7 +196,7 @@ class AdamSession:
 
 
 def matte_bidirectional(
-    model: AdamModel,
+    model: AdamModel | AdamRunner,
     frames: Sequence[np.ndarray | Tensor],
     first_mask: np.ndarray | Tensor | None = None,
     segmentor: FirstFrameSegmentor | None = None,

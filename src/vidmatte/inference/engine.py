@@ -29,6 +29,7 @@ DEFAULT_WEIGHTS = {"adam": "adam-default", "msgvim": "msgvim-default"}
 # backend name -> "module:function" taking an EngineSettings and returning an Engine; imported when chosen
 BACKENDS: dict[str, str] = {
     "torch": "vidmatte.inference.torch_engine:load_torch_engine",
+    "onnxruntime": "vidmatte.inference.onnx_backend:load_onnx_engine",
 }
 
 

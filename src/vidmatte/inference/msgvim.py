@@ -170,6 +170,27 @@ class GuidanceAsAlpha:
         return targets.astype(np.float32)
 
 
+class ChunkPrediction(Protocol):
+    """What a session reads of a network's output: ``(B, T, 2, H, W)`` alphas and the next state."""
+
+    alpha: torch.Tensor
+    state: TemporalState
+
+
+class MsgVimRunner(Protocol):
+    """What a session runs instead of :class:`MsgVim`: an exported graph with the same call."""
+
+    def __call__(
+        self,
+        rgb: torch.Tensor,
+        target_mask: torch.Tensor,
+        reference_mask: torch.Tensor,
+        state: TemporalState | None = None,
+    ) -> ChunkPrediction:
+        """As :meth:`MsgVim.forward` on clips."""
+        ...
+
+
 def _pad(x: torch.Tensor, margin: int) -> torch.Tensor:
     """Pad ``(..., H, W)`` by ``margin`` on every side and then to multiples of 32 at the bottom and right.
 
@@ -191,7 +212,8 @@ class MsgVimSession:
     Use a new session per clip. Calling it is a :data:`ChunkMatter`.
 
     Args:
-        model: the network, in eval mode.
+        model: the network, in eval mode, or an exported graph called the same way
+            (:class:`vidmatte.inference.onnx_backend.OnnxMsgVim`, CPU).
         carry_state: pass each instance's temporal state from one chunk to the next (the paper
             resets it at every chunk).
         instance_batch: instances per forward pass (``None``: all of a chunk's instances at once,
@@ -200,7 +222,7 @@ class MsgVimSession:
         device: where the network runs.
     """
 
-    model: MsgVim
+    model: MsgVim | MsgVimRunner
     carry_state: bool = False
     instance_batch: int | None = None
     margin: int = MARGIN
@@ -209,7 +231,8 @@ class MsgVimSession:
     _states: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.model.eval()
+        if isinstance(self.model, MsgVim):
+            self.model.eval()
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
