@@ -173,3 +173,29 @@ def test_onnx_backend_refuses_what_it_cannot_run(tmp_path):
     bogus.write_bytes(b"not a model")
     with pytest.raises(VidmatteError, match=f"{bogus}: not a readable ONNX model"):
         load_engine(EngineSettings("adam", bogus), "onnxruntime")
+
+
+@pytest.mark.slow
+def test_matte_video_with_the_onnxruntime_backend_equals_torch(tmp_path, weights):
+    from vidmatte.inference.video import matte_video
+    from vidmatte.io.frames import read_grey_u8, write_image
+
+    frames = tmp_path / "frames"
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        write_image(frames / f"{index:04d}.png", rng.integers(0, 256, (41, 58, 3), dtype=np.uint8))
+    outputs = {}
+    for backend in ("torch", "onnxruntime"):
+        # the onnxruntime backend exports the safetensors weights on loading
+        matte_video(
+            frames,
+            tmp_path / backend,
+            checkpoint=weights["adam"],
+            outputs=["alpha"],
+            format="png",
+            backend=backend,
+        )
+        outputs[backend] = [read_grey_u8(p) for p in sorted((tmp_path / backend).rglob("*.png"))]
+    assert len(outputs["torch"]) == len(outputs["onnxruntime"]) == 4
+    for expected, got in zip(outputs["torch"], outputs["onnxruntime"], strict=True):
+        assert np.abs(expected.astype(int) - got.astype(int)).max() <= 1
