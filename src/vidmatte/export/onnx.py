@@ -8,9 +8,9 @@ drives the graphs through the same :class:`~vidmatte.inference.adam.AdamSession`
 **AdaM** (:class:`AdamStepGraph`): one frame attends to a memory of any length ``S`` (frame 0 plus the
 ``N`` most recent frames, ``S`` = entries x tokens, ``S = 0`` for the memoryless first-frame
 segmentation); it returns the mattes and the frame's new memory entry. Resizing to the network's
-resolution (antialiased, which ONNX Resize does not reproduce exactly) and padding to multiples of 16
-stay in Python (:class:`~vidmatte.models.adam.geometry.FrameGeometry`); cropping, the decoder and the
-guided filter are in the graph. The guided filter always runs; for frames that are not downsampled
+resolution and padding to multiples of 16 stay in Python, in the PyTorch path's own code
+(:class:`~vidmatte.models.adam.geometry.FrameGeometry`); cropping, the network and the guided filter
+are in the graph. The guided filter always runs; for frames that are not downsampled
 the caller passes the low-resolution image as the frame and keeps the unfiltered outputs (a TorchScript
 trace cannot skip a module on a shape test, and the filter costs little at the network's resolution).
 
@@ -264,8 +264,10 @@ def export_bytes(model: nn.Module, opset: int = DEFAULT_OPSET) -> bytes:
 
     The model's kind (and AdaM's memory capacity) are recorded in the ONNX metadata.
     """
-    import onnx
-
+    try:
+        import onnx
+    except ImportError:
+        raise VidmatteError("onnx is not installed (pip install 'vidmatte[export]')") from None
     # the wrapper in eval mode too: the exporter restores the wrapper's mode afterwards, recursively
     graph, inputs, outputs, axes = step_graph(model.eval())
     graph.eval()

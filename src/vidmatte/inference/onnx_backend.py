@@ -73,6 +73,7 @@ class OnnxAdam:
     def __init__(self, session, memory_capacity: int) -> None:
         self.session = session
         self.memory_capacity = memory_capacity
+        self.dim = int(session.get_inputs()[ADAM_INPUTS.index("memory_key")].shape[2])
 
     def empty_memory(self) -> MemoryBank:
         """A bank with the exported model's short-term capacity and no entry."""
@@ -85,9 +86,9 @@ class OnnxAdam:
         low = geometry.downsample(frame)
         image = geometry.pad(low)
         stored = memory.read()
-        batch, dim = frame.shape[0], int(self.session.get_inputs()[3].shape[2])
+        batch = frame.shape[0]
         if stored is None:
-            stored = MemoryEntry(torch.zeros(batch, 0, dim), torch.zeros(batch, 0, dim))
+            stored = MemoryEntry(torch.zeros(batch, 0, self.dim), torch.zeros(batch, 0, self.dim))
         if entry_mask is None:
             tokens = (image.shape[-2] // TOKEN_STRIDE) * (image.shape[-1] // TOKEN_STRIDE)
             entry_mask = torch.full((batch, tokens), PREDICTED)
@@ -156,7 +157,7 @@ class OnnxMsgVim:
 
     def __init__(self, session) -> None:
         self.session = session
-        self.guided_channels = int(session.get_inputs()[3].shape[1])
+        self.guided_channels = int(session.get_inputs()[MSGVIM_INPUTS.index("hidden")].shape[1])
 
     def __call__(
         self, rgb: Tensor, target_mask: Tensor, reference_mask: Tensor, state: TemporalState | None = None
