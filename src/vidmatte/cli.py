@@ -344,7 +344,9 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", choices=("adam", "msgvim"), default="adam", help="default: adam")
     p.add_argument(
-        "--checkpoint", help="weights file (default: the shipped adam-default or msgvim-default weights)"
+        "--checkpoint",
+        help="weights file (default: the shipped adam-default or msgvim-default weights); with "
+        "--backend onnxruntime also a file of `vidmatte export onnx`",
     )
     p.add_argument(
         "--masks",
@@ -390,7 +392,13 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="default: float32")
-    p.add_argument("--backend", choices=tuple(BACKENDS), default="torch", help="default: torch")
+    p.add_argument(
+        "--backend",
+        choices=tuple(BACKENDS),
+        default="torch",
+        help="default: torch; onnxruntime (CPU, float32) runs an .onnx --checkpoint, or exports the "
+        "weights on loading",
+    )
     p.add_argument("--lossless", action="store_true", help="exact alpha in mp4 and webm outputs too")
     p.add_argument(
         "--accept-truncated",
