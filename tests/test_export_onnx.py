@@ -164,6 +164,16 @@ def test_cli_gives_one_line_for_a_wrong_checkpoint(tmp_path, weights, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("opset", [13, 99])
+def test_cli_gives_one_line_for_an_opset_it_cannot_export(tmp_path, weights, capsys, opset):
+    out = tmp_path / "adam.onnx"
+    arguments = ["export", "onnx", "--model", "adam", "--checkpoint", str(weights["adam"]), "--out", str(out)]
+    assert main([*arguments, "--opset", str(opset)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"vidmatte: error: opset {opset}: ") and error.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_onnx_backend_refuses_what_it_cannot_run(tmp_path):
     with pytest.raises(VidmatteError, match="float32"):
         load_engine(EngineSettings("adam", dtype="bfloat16"), "onnxruntime")

@@ -45,6 +45,7 @@ from vidmatte.models.msgvim.model import MsgVim
 from vidmatte.models.msgvim.temporal_guidance import TemporalFeatureGuidance, TemporalState
 
 DEFAULT_OPSET = 17
+MIN_OPSET = 14  # the first with an export of scaled_dot_product_attention
 TOLERANCE = 1e-4  # largest absolute difference from PyTorch accepted by :func:`verify`
 MODEL_KEY = "vidmatte.model"  # ONNX metadata: "adam" or "msgvim"
 CAPACITY_KEY = "vidmatte.memory_capacity"  # ONNX metadata (AdaM): short-term memory size N
@@ -263,7 +264,12 @@ def export_bytes(model: nn.Module, opset: int = DEFAULT_OPSET) -> bytes:
     """The serialised ONNX step graph of an :class:`AdamModel` or :class:`MsgVim` (put in eval mode).
 
     The model's kind (and AdaM's memory capacity) are recorded in the ONNX metadata.
+
+    Raises:
+        VidmatteError: onnx is not installed, or the exporter does not support ``opset``.
     """
+    if opset < MIN_OPSET:
+        raise VidmatteError(f"opset {opset}: the step graphs need opset {MIN_OPSET} or later")
     try:
         import onnx
     except ImportError:
@@ -283,6 +289,10 @@ def export_bytes(model: nn.Module, opset: int = DEFAULT_OPSET) -> bytes:
     torch.onnx.register_custom_op_symbolic("aten::__ior_", _symbolic_or, opset)
     try:
         _trace(graph, example, buffer, inputs, outputs, axes, opset)
+    except RuntimeError as error:
+        if "opset" not in str(error):
+            raise
+        raise VidmatteError(f"opset {opset}: {str(error).splitlines()[0]}") from None
     finally:
         torch.onnx.unregister_custom_op_symbolic("aten::__ior_", opset)
     proto = onnx.load_from_string(buffer.getvalue())
