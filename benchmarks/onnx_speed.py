@@ -9,8 +9,8 @@ one over the exported step graph (:class:`~vidmatte.inference.onnx_backend.OnnxA
 :class:`MsgVimSession` over each runs chunks of ``--chunk`` frames of ``--instances`` instances, state
 carried; frames per second count video frames (all instances of a frame). The two runtimes are timed
 alternately, call by call, so that a varying load on a shared machine does not favour either. Frames
-are random: the cost does not depend on them. Both runtimes use ``--threads`` threads (default: PyTorch's default). The
-export time and the largest difference of the verification are printed too.
+are random: the cost does not depend on them. Both runtimes use ``--threads`` threads (default:
+PyTorch's default). The export time and the largest difference of the verification are printed too.
 """
 
 from __future__ import annotations
