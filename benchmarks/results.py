@@ -15,9 +15,9 @@ resolution (256x144; MSG-VIM has no downsampling path). Scores, with the project
 - MSG-VIM with chunks of t = 1, 5 and 10 frames (state reset at each chunk, as the paper), t = 10 with
   the state carried across chunks, and the simulated segmenter's guidance masks scored as alphas.
 
-Writes ``<out>/results.json``, ``docs/results.png`` (input, ground truth and predictions for a few
-frames) and ``docs/training_curves.png`` (from ``runs/*/train_log.jsonl`` when present). Needs
-matplotlib (``pip install -e .[bench]``).
+Writes ``<out>/results.json`` and ``docs/results.json``, ``docs/results.png`` (input, ground truth and
+predictions for a few frames) and ``docs/training_curves.png`` (from ``runs/*/train_log.jsonl`` when
+present). Needs matplotlib (``pip install -e .[bench]``).
 """
 
 from __future__ import annotations
@@ -207,21 +207,23 @@ def main() -> None:
         "adam": adam_results(load_model(args.adam), vm, pred),
         "msgvim": msgvim_results(load_model(args.msgvim), vim, pred),
     }
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
+    for path in (args.out / "results.json", docs / "results.json"):
+        path.write_text(json.dumps(results, indent=1) + "\n")
     draw_examples(vm, vim, pred, docs / "results.png")
     logs = {
         f"{name} ({log.parent.name})": log
         for name, log in (
             ("AdaM", ROOT / "runs/adam-synthetic/train_log.jsonl"),
+            ("AdaM stage 2", ROOT / "runs/adam-synthetic-stage2/train_log.jsonl"),
             ("MSG-VIM", ROOT / "runs/msgvim-synthetic/train_log.jsonl"),
         )
         if log.is_file()
     }
     if logs:
         draw_curves(logs, docs / "training_curves.png")
-    print(f"wrote {args.out / 'results.json'}, {docs / 'results.png'}")
+    print(f"wrote {docs / 'results.json'}, {docs / 'results.png'}")
 
 
 if __name__ == "__main__":
