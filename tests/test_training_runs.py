@@ -224,6 +224,27 @@ def test_alternating_stage_uses_matting_on_odd_and_segmentation_on_even_iteratio
     assert {name: s.position for name, s in trainer.streams.items()} == {"data": 2, "segmentation": 2}
 
 
+def test_a_logged_record_averages_the_steps_since_the_previous_one(tmp_path, one_thread):
+    def logged(log_every: int) -> list[dict]:
+        out = tmp_path / f"every{log_every}"
+        config = tiny_config(
+            out,
+            stage="adam-alternating",
+            steps=4,
+            log_every=log_every,
+            segmentation=replace(TINY_CLIPS, seed=5),
+        )
+        Trainer(config).fit()
+        return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+    each, pairs = logged(1), logged(2)
+    assert [r["step"] for r in pairs] == [2, 4]
+    for record, (matting, segmentation) in zip(pairs, zip(each[::2], each[1::2], strict=True), strict=True):
+        assert record["loss"] == pytest.approx((matting["loss"] + segmentation["loss"]) / 2, rel=1e-6)
+        assert record["fine"] == pytest.approx(matting["fine"], rel=1e-6)  # a term of odd steps only
+        assert record["seg_mask"] == pytest.approx(segmentation["seg_mask"], rel=1e-6)
+
+
 # fp16's gradient scaler skips a first step whose scaled gradients overflow; the schedule still advances
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -2,8 +2,10 @@
 and TensorBoard scalars and sample images when ``tensorboard`` is installed.
 
 ``<out>/train_log.jsonl`` holds one object per logged step (``step``, ``loss``, each term, ``lr``,
-``seconds_per_step``, ``clips_per_second``); on resume, lines after the checkpoint's step are
-dropped so that the file describes one continuous run.
+``seconds_per_step``, ``clips_per_second``); the loss and each term are means over the steps since the
+previous record (a term over the steps that computed it: AdaM's alternating stage logs both its matting
+and its segmentation terms). On resume, lines after the checkpoint's step are dropped so that the file
+describes one continuous run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class ProgressReporter:
         self._bar = None
         self._writer = None
         self._last_time, self._last_step, self._clips = time.perf_counter(), start, 0
+        self._sums: dict[str, float] = {}  # loss and terms summed since the last record
+        self._counts: dict[str, int] = {}
         if not enabled:
             return
         out.mkdir(parents=True, exist_ok=True)
@@ -56,6 +60,9 @@ class ProgressReporter:
         if not self.enabled:
             return
         self._clips += clips
+        for name, value in {"loss": loss, **terms}.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value
+            self._counts[name] = self._counts.get(name, 0) + 1
         if self._bar is not None:
             self._bar.update(1)
         if step % self.log_every and step != self.total:
@@ -64,13 +71,14 @@ class ProgressReporter:
         elapsed, steps = now - self._last_time, max(1, step - self._last_step)
         record = {
             "step": step,
-            "loss": loss,
-            **terms,
+            **{name: total / self._counts[name] for name, total in self._sums.items()},
             "lr": lr,
             "seconds_per_step": elapsed / steps,
             "clips_per_second": self._clips / max(elapsed, 1e-9),
         }
+        loss = record["loss"]
         self._last_time, self._last_step, self._clips = now, step, 0
+        self._sums, self._counts = {}, {}
         with open(self.log_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         if self._bar is not None:
