@@ -76,16 +76,15 @@ class ProgressReporter:
             "seconds_per_step": elapsed / steps,
             "clips_per_second": self._clips / max(elapsed, 1e-9),
         }
-        loss = record["loss"]
         self._last_time, self._last_step, self._clips = now, step, 0
         self._sums, self._counts = {}, {}
         with open(self.log_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         if self._bar is not None:
-            self._bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{record['clips_per_second']:.2f}")
+            self._bar.set_postfix(loss=f"{record['loss']:.4f}", clips_s=f"{record['clips_per_second']:.2f}")
         else:
             print(
-                f"step {step}/{self.total} loss {loss:.4f} lr {lr:.2e} "
+                f"step {step}/{self.total} loss {record['loss']:.4f} lr {lr:.2e} "
                 f"{record['seconds_per_step']:.3f} s/step {record['clips_per_second']:.2f} clips/s",
                 flush=True,
             )
