@@ -105,6 +105,9 @@ def test_a_failing_shard_is_raised_on_every_rank() -> None:
         process.start()
     for process in ranks:
         process.join(TORCHRUN_TIMEOUT)
+    for process in ranks:  # a rank still waiting is the failure under test: end it, then report it
+        if process.is_alive():
+            process.kill()
     assert [process.exitcode for process in ranks] == [0, 0]
     assert sorted(outcomes.get(timeout=1) for _ in ranks) == [
         (0, "clip0: no such frame"),
