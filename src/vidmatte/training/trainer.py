@@ -21,6 +21,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from vidmatte.errors import VidmatteError
+from vidmatte.models.backbones.imagenet import load_imagenet_mobilenetv2
+from vidmatte.models.backbones.mobilenetv2 import MobileNetV2
 from vidmatte.models.loading import MODEL_KEY, load_weights_into
 from vidmatte.models.registry import build_model
 from vidmatte.training.batches import Batch, BatchStream
@@ -152,6 +154,8 @@ class Trainer:
             raise VidmatteError(
                 f"model {config.model} cannot train in stage {config.stage} (needs {family}-*)"
             )
+        if config.backbone_init is not None:
+            self._load_backbone(model, config.backbone_init)
         if config.init is not None:
             load_weights_into(model, config.init, expected_model=config.model)
         seed_everything(config.seed + self.context.rank)
@@ -187,6 +191,22 @@ class Trainer:
         self._validation: BatchStream | None = None
 
     # -------------------------------------------------------------------------------- training
+    def _load_backbone(self, model: nn.Module, name_or_path: str) -> None:
+        """Start AdaM's MobileNetV2 from ImageNet weights (``backbone_init``)."""
+        backbone = getattr(getattr(model, "encoder", None), "backbone", None)
+        if not isinstance(backbone, MobileNetV2):
+            raise VidmatteError(
+                f"{self.config.model}: backbone_init loads ImageNet MobileNetV2 weights, and this model's "
+                "backbone is not a MobileNetV2 (for MSG-VIM, start from a checkpoint with 'init')"
+            )
+        report = load_imagenet_mobilenetv2(backbone, name_or_path)
+        if self.context.is_main:
+            print(
+                f"{name_or_path}: {len(report.loaded)} backbone tensors loaded, "
+                f"{len(report.skipped)} skipped ({', '.join(report.skipped)})",
+                flush=True,
+            )
+
     def _iteration(self) -> tuple[StepResult, float]:
         """One optimisation step; returns its result and the largest learning rate it used."""
         source, step_function = iteration_plan(self.config.stage, self.step)
