@@ -140,3 +140,23 @@ def test_coco_polygons_and_clips(tmp_path: Path) -> None:
     item = CocoSegmentationDataset(tmp_path / "coco.json", tmp_path, config)[0]
     assert item["frames"].shape == (3, 3, 8, 10) and item["valid"].tolist() == [True, True, False]
     assert item["masks"][0].sum() > 0 and item["seg"].shape == (3, 1, 8, 10)
+
+
+def test_the_segmentation_target_is_every_person_also_beyond_the_instance_slots(tmp_path: Path) -> None:
+    Image.fromarray(np.full((HEIGHT, WIDTH, 3), 128, np.uint8)).save(tmp_path / "a.png")
+    people = [np.zeros((HEIGHT, WIDTH), bool) for _ in range(3)]
+    for k, mask in enumerate(people):
+        mask[1:5, 1 + 5 * k : 4 + 5 * k] = True  # three separate people
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "height": HEIGHT, "width": WIDTH}],
+        "annotations": [{"image_id": 1, "category_id": 1, "segmentation": encode_rle(m)} for m in people],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(data))
+    config = SegmentationConfig(frames=2, instances=1, augment=STILL)
+    item = CocoSegmentationDataset(tmp_path / "coco.json", tmp_path, config)[0]
+    assert item["masks"].shape[0] == 1 and item["valid"].tolist() == [True]
+    everyone = np.logical_or.reduce(people)
+    for t in range(2):
+        np.testing.assert_array_equal(item["seg"][t, 0].numpy() > 0.5, everyone)
+    assert (item["seg"] > 0.5).sum() > 2 * (item["masks"] > 0.5).sum()

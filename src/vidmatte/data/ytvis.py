@@ -209,7 +209,8 @@ class SegmentationConfig:
 
     Attributes:
         frames: clip length ``T`` (consecutive video frames; a COCO image is filmed ``T`` times).
-        instances: ``M``, the number of person slots in an item (extra people are dropped).
+        instances: ``M``, the number of person slots in an item (extra people have no slot, but are
+            part of the ``seg`` target, which is every person).
         augment: geometry and colour augmentation; its ``size`` is the output size.
         seed: base seed; an item depends on ``(seed, epoch, index)`` only.
     """
@@ -238,14 +239,17 @@ class _SegmentationDataset(Dataset):
         self, rng: np.random.Generator, frames: np.ndarray, masks: np.ndarray, seed: int
     ) -> dict[str, torch.Tensor]:
         config = self.config
+        # the segmentation target is every person, also those beyond the instance slots
+        people = masks.max(axis=0, initial=False) if len(masks) else np.zeros(frames.shape[:3], bool)
         geometry = sample_geometry(rng, config.frames, frames.shape[1:3], config.augment, inside=True)
         frames = jitter_colour(rng, warp(frames, geometry), config.augment)
         slots = np.zeros((config.instances, config.frames, *config.augment.size), np.float32)
         for k, sequence in enumerate(masks[: config.instances]):
             slots[k] = warp(sequence.astype(np.float32), geometry) > 0.5
+        seg = warp(people.astype(np.float32), geometry) > 0.5
         return {
             "frames": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
-            "seg": torch.from_numpy(slots.max(axis=0, initial=0.0)[:, None].copy()),
+            "seg": torch.from_numpy(seg[:, None].astype(np.float32)),
             "masks": torch.from_numpy(slots[:, :, None].copy()),
             "valid": torch.from_numpy(np.arange(config.instances) < min(len(masks), config.instances)),
             "seed": torch.tensor(seed, dtype=torch.int64),
