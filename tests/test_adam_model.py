@@ -1,5 +1,7 @@
 """AdaM model: shapes, ranges, any size, HD path, clip == frame by frame, causality, gradients."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -49,6 +51,36 @@ def test_downsampled_frames_go_through_the_guided_filter(model):
     assert low.mask_logits.shape[-2:] == (12, 16)
     assert full.mask_logits.shape[-2:] == (24, 32)
     assert not torch.allclose(full.alpha, low.alpha)
+
+
+def test_an_untrained_guided_filter_is_replaced_by_bilinear_upsampling_with_a_warning(tmp_path):
+    from vidmatte.models.loading import load_model, save_weights
+
+    torch.manual_seed(0)
+    fresh = build_model("adam-tiny")
+    assert not fresh.refiner.is_trained()
+    loaded = load_model(save_weights(fresh, tmp_path / "fresh.safetensors", "adam-tiny"))
+    assert not loaded.refiner.enabled
+    frames = clip(1, 1, 96, 128)
+    with torch.no_grad(), pytest.warns(UserWarning, match="guided filter of these weights was never trained"):
+        output, _ = loaded(frames, downsample_ratio=0.5)
+        loaded.refiner.enabled = True
+        filtered, _ = loaded(frames, downsample_ratio=0.5)
+    assert not torch.allclose(output.alpha, filtered.alpha)
+    loaded.refiner.enabled = False
+    low, image = torch.rand(1, 4, 48, 64), frames[:, 0]
+    hidden = torch.zeros(1, 8, 48, 64)
+    with pytest.warns(UserWarning, match="upsampled bilinearly"):
+        foreground, alpha = loaded.refiner(image, image[..., ::2, ::2], low[:, :3], low[:, 3:], hidden)
+    expected = torch.nn.functional.interpolate(low, (96, 128), mode="bilinear")
+    torch.testing.assert_close(torch.cat([foreground, alpha], 1), expected)
+
+    trained = build_model("adam-tiny").train()
+    trained(clip(2, 1, 96, 128), downsample_ratio=0.5)  # a training step at a ratio below 1 updates BN
+    assert trained.refiner.is_trained()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_model(save_weights(trained, tmp_path / "t.safetensors", "adam-tiny")).refiner.enabled
 
 
 def test_auto_downsample_brings_hd_to_512_on_the_long_side():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from vidmatte import __version__
@@ -729,8 +730,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"vidmatte: warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        warnings.showwarning = _one_line_warning  # library warnings read like the command's own
     try:
         return args.run(args)
     except VidmatteError as error:

@@ -145,6 +145,8 @@ def load_model(name_or_path: str | os.PathLike, model: str | None = None, device
             (``.pt`` files, safetensors written elsewhere).
         device: where to put the network.
 
+    A guided filter that was never trained is disabled (see :mod:`vidmatte.models.adam.guided_filter`).
+
     Raises:
         VidmatteError: unknown name, unreadable or mismatched weights, no way to tell the model.
     """
@@ -156,6 +158,9 @@ def load_model(name_or_path: str | os.PathLike, model: str | None = None, device
     if name is None:
         raise VidmatteError(f"{path}: the file does not say which model it holds; pass model=<name>")
     network = load_weights_into(build_model(name), path, expected_model=name)
+    refiner = getattr(network, "refiner", None)
+    if refiner is not None:
+        refiner.enabled = refiner.is_trained()
     return network.to(device).eval()
 
 

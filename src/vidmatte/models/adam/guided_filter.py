@@ -6,15 +6,25 @@ For large frames the network runs on a downsampled copy. A guided filter then fi
 (foreground RGB and alpha); 1x1 convolutions predict ``A`` from the window statistics and the
 decoder's hidden feature ("deep" guided filter), ``b = mean(y) - A mean(x)``. ``A`` and ``b`` are
 upsampled bilinearly and applied to the full-resolution guide.
+
+A filter whose BatchNorm statistics were never updated was never trained (no training stage ran at a
+downsample ratio below 1): its output would be noise, so :func:`vidmatte.models.loading.load_model`
+disables it (``enabled = False``) and low-resolution results are then upsampled bilinearly, with a
+warning the first time.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 GUIDE_CHANNELS = 4  # R, G, B guide the foreground channels; the grey level guides alpha
+UNTRAINED = (
+    "the guided filter of these weights was never trained: downsampled frames are upsampled bilinearly"
+)
 
 
 def box_filter(x: Tensor) -> Tensor:
@@ -46,6 +56,12 @@ class DeepGuidedFilter(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(width, GUIDE_CHANNELS, 1),
         )
+        self.enabled = True
+
+    def is_trained(self) -> bool:
+        """Whether training ever updated the BatchNorm statistics (fresh ones are mean 0, variance 1)."""
+        norms = [m for m in self.predict_a if isinstance(m, nn.BatchNorm2d)]
+        return any(bool((m.running_mean != 0).any() or (m.running_var != 1).any()) for m in norms)
 
     def forward(
         self,
@@ -67,6 +83,11 @@ class DeepGuidedFilter(nn.Module):
         Returns:
             ``(foreground (B, 3, H, W), alpha (B, 1, H, W))``, both clamped to ``[0, 1]``.
         """
+        size = image.shape[-2:]
+        if not self.enabled:
+            warnings.warn(UNTRAINED, stacklevel=2)
+            up = F.interpolate(torch.cat([low_foreground, low_alpha], 1), size, mode="bilinear")
+            return up[:, :3].clamp(0, 1), up[:, 3:].clamp(0, 1)
         x = guide(low_image)
         y = torch.cat([low_foreground, low_alpha], 1)
         mean_x, mean_y = box_filter(x), box_filter(y)
@@ -74,7 +95,6 @@ class DeepGuidedFilter(nn.Module):
         variance = box_filter(x * x) - mean_x * mean_x
         a = self.predict_a(torch.cat([covariance, variance, low_hidden], 1))
         b = mean_y - a * mean_x
-        size = image.shape[-2:]
         a = F.interpolate(a, size, mode="bilinear", align_corners=False)
         b = F.interpolate(b, size, mode="bilinear", align_corners=False)
         # one fused multiply-add and an in-place clamp: the full-resolution tensors dominate HD cost
