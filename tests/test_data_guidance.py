@@ -118,3 +118,40 @@ def test_track_count_follows_instances(count: int) -> None:
 def test_impossible_error_models_are_rejected(bad: dict) -> None:
     with pytest.raises(ValueError):
         SegmenterErrors(**bad)
+
+
+def _item(errors: SegmenterErrors, seed: int = 0) -> tuple[np.ndarray, dict]:
+    from vidmatte.data.items import make_item
+
+    alphas, guidance = _run(errors, seed)
+    frames, height, width = alphas.shape[1:]
+    rng = np.random.default_rng(seed)
+    fgr = rng.random((frames, height, width, 3), dtype=np.float32)
+    bgr = rng.random((frames, height, width, 3), dtype=np.float32)
+    union = alphas.sum(0).clip(0, 1)[..., None]
+    com = fgr * union + bgr * (1 - union)
+    return alphas, {"guidance": guidance, "com": com, **make_item(com, fgr, bgr, alphas, guidance, 4, seed)}
+
+
+def test_after_an_identity_switch_the_target_follows_the_guidance() -> None:
+    alphas, item = _item(replace(CLEAN, identity_switch=1.0))
+    ((frame, a, b),) = item["guidance"].switches
+    slot_a, slot_b = item["guidance"].instance[a], item["guidance"].instance[b]
+    targets, masks = item["alphas"][:, :, 0].numpy(), item["masks"][:, :, 0].numpy() > 0.5
+    np.testing.assert_array_equal(targets[slot_a, :frame], alphas[slot_a, :frame])
+    np.testing.assert_array_equal(targets[slot_a, frame:], alphas[slot_b, frame:])
+    np.testing.assert_array_equal(targets[slot_b, frame:], alphas[slot_a, frame:])
+    for slot in range(3):  # every guidance mask lies on its own target, before and after the switch
+        np.testing.assert_array_equal(masks[slot], targets[slot] > 0.5)
+
+
+def test_a_missed_instance_is_no_target_and_belongs_to_the_background() -> None:
+    alphas, item = _item(replace(CLEAN, missed_instance=1.0))
+    (missed,) = item["guidance"].missed
+    assert not item["valid"][missed] and int(item["valid"].sum()) == 2
+    assert not item["alphas"][missed].any() and not item["masks"][missed].any()
+    # the guided instances composited over the item's background give the frames back exactly
+    union = item["alphas"][item["valid"]].sum(0).clamp(0, 1).numpy()
+    fgr, bgr = (item[k].numpy() for k in ("fgr", "bgr"))
+    np.testing.assert_allclose(fgr * union + bgr * (1 - union), item["frames"].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(item["pha"][:, 0].numpy(), alphas.sum(0).clip(0, 1))

@@ -65,3 +65,21 @@ def test_pick_instances_takes_one_valid_instance_and_the_union_of_the_others():
     assert torch.allclose(reference_alpha[0], alphas[0, 0])  # the invalid slot 2 is left out
     assert torch.allclose(reference_alpha[1], (alphas[1, 0] + alphas[1, 1]).clamp(0, 1))
     assert torch.equal(reference_mask[1], torch.maximum(masks[1, 0], masks[1, 1]))
+
+
+def test_adam_matting_steps_start_the_memory_from_every_guided_person():
+    from vidmatte import build_model
+    from vidmatte.training.config import TrainConfig
+    from vidmatte.training.stages import adam_matting_step
+
+    model = build_model("adam-tiny")
+    seen = []
+    model.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(kwargs["first_mask"]), with_kwargs=True
+    )
+    masks = torch.zeros(1, 3, 2, 1, 32, 32)
+    masks[0, 0, :, :, :8] = 1  # three people; the first slot alone covers a quarter of the frame
+    masks[0, 2, :, :, 16:] = 1
+    batch = {"frames": torch.rand(1, 2, 3, 32, 32), "pha": masks.amax(1), "fgr": torch.rand(1, 2, 3, 32, 32)}
+    adam_matting_step(model, {**batch, "masks": masks}, TrainConfig())
+    torch.testing.assert_close(seen[0], masks[:, :, 0].amax(1))

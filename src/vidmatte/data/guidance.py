@@ -102,6 +102,14 @@ class Guidance:
     missed: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
+    def followed(self) -> np.ndarray:
+        """``(K, T)`` int: the ground-truth instance that each track follows in each frame."""
+        frames = self.masks.shape[1]
+        follows = np.repeat(np.asarray(self.instance, np.int64)[:, None], frames, axis=1)
+        for frame, a, b in self.switches:
+            follows[[a, b], frame:] = follows[[b, a], frame:]
+        return follows
+
     def reference(self) -> np.ndarray:
         """``(K, T, H, W)`` bool: for each track, the union of all the other tracks' masks."""
         union = self.masks.any(axis=0, keepdims=True)

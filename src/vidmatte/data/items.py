@@ -5,10 +5,15 @@ An item is a dict of tensors:
 - ``frames``: ``(T, 3, H, W)`` float32 in [0, 1], the composite.
 - ``fgr``, ``bgr``: ``(T, 3, H, W)`` float32 in [0, 1].
 - ``pha``: ``(T, 1, H, W)`` float32 in [0, 1], all instances together.
-- ``alphas``: ``(M, T, 1, H, W)`` float32, each instance's visible alpha, zero-padded to ``M`` slots.
-- ``masks``: ``(M, T, 1, H, W)`` float32 in {0, 1}, each instance's guidance mask (all zeros for a
-  missed instance or an empty slot).
-- ``valid``: ``(M,)`` bool, which slots hold an instance.
+- ``alphas``: ``(M, T, 1, H, W)`` float32, each slot's target: in every frame, the visible alpha of
+  the instance that the slot's guidance follows (so an identity switch of the guidance switches the
+  target too), zero-padded to ``M`` slots.
+- ``masks``: ``(M, T, 1, H, W)`` float32 in {0, 1}, each slot's guidance mask.
+- ``valid``: ``(M,)`` bool, which slots hold a guided instance. An instance that the guidance misses
+  has no slot: it is neither a target nor a reference, and ``bgr`` holds it as part of the background,
+  so that no loss asks for a matte of a person the guidance never showed.
+
+``pha`` and ``frames`` hold every instance.
 - ``seed``: ``()`` int64, the seed the item was drawn with.
 """
 
@@ -38,22 +43,27 @@ def make_item(
         slots: ``M``, the padded number of instances.
         seed: recorded in the item.
     """
-    count = alphas.shape[0]
+    count, frames = alphas.shape[:2]
     if count > slots:
         raise ValueError(f"{count} instances do not fit in {slots} slots")
-    padded = np.zeros((slots, *alphas.shape[1:]), np.float32)
-    padded[:count] = alphas
-    masks = np.zeros_like(padded)
-    for track, instance in zip(guidance.masks, guidance.instance, strict=True):
+    targets = np.zeros((slots, *alphas.shape[1:]), np.float32)
+    masks = np.zeros_like(targets)
+    valid = np.zeros(slots, bool)
+    for track, instance, follows in zip(guidance.masks, guidance.instance, guidance.followed(), strict=True):
         masks[instance] = track
+        targets[instance] = alphas[follows, np.arange(frames)]
+        valid[instance] = True
+    for instance in guidance.missed:
+        matte = alphas[instance][..., None]
+        bgr = fgr * matte + bgr * (1 - matte)
     return {
         "frames": _channels_first(com),
         "fgr": _channels_first(fgr),
         "bgr": _channels_first(bgr),
-        "pha": torch.from_numpy(padded.sum(axis=0).clip(0, 1)[:, None].copy()),
-        "alphas": torch.from_numpy(padded[:, :, None].copy()),
+        "pha": torch.from_numpy(alphas.sum(axis=0).clip(0, 1)[:, None].copy()),
+        "alphas": torch.from_numpy(targets[:, :, None].copy()),
         "masks": torch.from_numpy(masks[:, :, None].copy()),
-        "valid": torch.from_numpy(np.arange(slots) < count),
+        "valid": torch.from_numpy(valid),
         "seed": torch.tensor(seed, dtype=torch.int64),
     }
 

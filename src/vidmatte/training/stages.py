@@ -54,9 +54,10 @@ StepFunction = Callable[[nn.Module, Batch, TrainConfig], StepResult]
 
 
 def adam_matting_step(model: nn.Module, batch: Batch, config: TrainConfig) -> StepResult:
-    """AdaM on matting clips: ``frames``, ``pha``, ``fgr`` and the guidance ``masks`` of slot 0."""
+    """AdaM on matting clips: ``frames``, ``pha``, ``fgr``, and as first-frame mask the union of the
+    guidance ``masks`` of every slot at frame 0 (the target ``pha`` is every person too)."""
     frames, alpha, foreground = batch["frames"], batch["pha"], batch["fgr"]
-    first_mask = batch["masks"][:, 0, 0]
+    first_mask = batch["masks"][:, :, 0].amax(1)
     weights = AdamLossWeights(config.adam.mask, config.adam.coarse, config.adam.fine, config.adam.foreground)
     output, _ = model(frames, first_mask=first_mask, downsample_ratio=config.adam.downsample_ratio)
     loss, terms = adam_loss(output, alpha, foreground, weights)
