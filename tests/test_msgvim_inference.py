@@ -222,3 +222,24 @@ def test_unpadded_frame_numbers_are_processed_in_time_order(tmp_path: Path):
     matte_videos(tmp_path / "data", tmp_path / "out", lambda: record, masks=tmp_path / "masks", chunk_size=5)
     assert seen == list(range(12))
     assert len(list_frames(tmp_path / "out" / "clip" / "a")) == 12
+
+
+def test_matte_and_matte_vim_share_one_default_the_state_restarts_at_every_chunk(tmp_path: Path):
+    from vidmatte.inference.engine import EngineSettings
+    from vidmatte.inference.torch_engine import load_torch_engine
+
+    torch.manual_seed(0)
+    weights = save_weights(msgvim_tiny(), tmp_path / "w.safetensors", "msgvim-tiny")
+    engine = load_torch_engine(EngineSettings("msgvim", weights))
+    rng = np.random.default_rng(0)
+    rgb = rng.random((2, 3, 16, 16, 3), dtype=np.float32)  # two chunks of 3 frames
+    targets = np.zeros((1, 3, 16, 16), bool)
+    targets[:, :, 4:12, 4:12] = True
+    references = np.zeros_like(targets)
+    chunks = engine.msgvim_chunks()
+    _, second = (chunks(chunk, targets, references) for chunk in rgb)
+    alone = engine.msgvim_chunks()(rgb[1], targets, references)
+    np.testing.assert_array_equal(second, alone)
+    session = MsgVimSession(engine.network, carry_state=True)
+    carried = [session(chunk, targets, references) for chunk in rgb][1]
+    assert np.abs(carried - alone).max() > 1e-4

@@ -99,7 +99,8 @@ class Engine(Protocol):
     def msgvim_chunks(self) -> ChunkMatter:
         """A fresh MSG-VIM :data:`~vidmatte.inference.msgvim.ChunkMatter` for one video (``(t, H, W, 3)``
         float32 RGB and ``(N, t, H, W)`` bool target and reference masks in, ``(N, t, H, W)`` float32
-        alphas in [0, 1] out), carrying the temporal state across the video's chunks."""
+        alphas in [0, 1] out), starting the temporal state afresh at every chunk, as ``matte-vim`` does
+        by default (the paper's inference, and how the default weights were trained)."""
         ...
 
 

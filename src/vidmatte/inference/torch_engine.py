@@ -82,7 +82,7 @@ class TorchEngine:
             yield t, _alpha(alpha), _colour(foreground)
 
     def msgvim_chunks(self) -> ChunkMatter:
-        session = MsgVimSession(self.network, carry_state=True, device=self.device)
+        session = MsgVimSession(self.network, device=self.device)
 
         def matte(rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
             with autocast(self.device, self.precision):
