@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidmatte import build_model
+from vidmatte import build_model, load_model
 from vidmatte.errors import VidmatteError
-from vidmatte.inference.adam import AdamSession, GivenMask, matte_bidirectional
+from vidmatte.inference.adam import AdamSession, BidirectionalSession, GivenMask, matte_bidirectional
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +126,31 @@ def test_bidirectional_runs_in_reverse_and_differs_from_online(model):
     averaged = {t: alpha for t, alpha, _ in matte_bidirectional(model, clip, average=True)}
     for t, alpha, _ in reverse:
         torch.testing.assert_close(averaged[t], (alpha + online[t][0]) / 2, atol=1e-3, rtol=0)
+
+
+def test_the_whole_reverse_pass_reads_the_forward_pass():
+    model = load_model("adam-default")  # trained weights: fresh ones hardly read their memory
+    clip = frames(12, seed=3)
+    pinned = BidirectionalSession(model)
+    reverse = {t: alpha for t, alpha, _ in pinned(clip)}
+    # frame 0 comes 11 reverse frames after the forward pass: only the pinned entries still hold it
+    unpinned = {t: alpha for t, alpha, _ in BidirectionalSession(model, pinned=0)(clip)}
+    assert (reverse[0] - unpinned[0]).abs().max() > 1e-3
+    reverse_only = run(AdamSession(model), clip[::-1])
+    assert (reverse[0] - reverse_only[-1][0]).abs().max() > 1e-3
+    for t in range(8, 12):  # until the short-term memory turns over, the two reverse passes differ only
+        assert not torch.equal(reverse[t], unpinned[t])  # by the pinned entries
+
+
+def test_windows_continue_one_forward_pass_instead_of_reseeding(model):
+    clip = frames(10, seed=4)
+    session = BidirectionalSession(model)
+    outputs = [list(session(clip[:6])), list(session(clip[6:]))]
+    assert [t for t, _, _ in outputs[1]] == [3, 2, 1, 0]
+    online = AdamSession(model)
+    run(online, clip)
+    assert len(session.forward.memory.entries) == len(online.memory.entries) == 5
+    for a, b in zip(session.forward.memory.entries, online.memory.entries, strict=True):
+        torch.testing.assert_close(a.key, b.key)
+        torch.testing.assert_close(a.value, b.value)
+    assert session.forward.memory.pinned == ()  # the reverse pass's pins never reach the forward pass

@@ -6,14 +6,17 @@ so a session runs over any length of video in constant memory. The first frame's
 a :class:`FirstFrameSegmentor`: a mask supplied by the user (:class:`GivenMask`), the model's own
 mask head (:class:`OwnMaskHead`, the default) or any callable with the same signature.
 
-Offline, :func:`matte_bidirectional` runs a forward pass to gather the Fg/Bg memory, then a pass
-in reverse time starting from that memory (supplementary section 4.3: no retraining needed).
+Offline, :class:`BidirectionalSession` (and :func:`matte_bidirectional` for one clip) runs a forward
+pass to gather the Fg/Bg memory, then a pass in reverse time starting from that memory (supplementary
+section 4.3: no retraining needed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -21,11 +24,12 @@ import torch
 from torch import Tensor
 
 from vidmatte.errors import VidmatteError
-from vidmatte.models.adam.memory import MemoryBank
+from vidmatte.models.adam.memory import MemoryBank, MemoryEntry
 from vidmatte.models.adam.model import AdamModel, AdamOutput
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PINNED_ENTRIES = 2  # forward-pass entries a bi-directional window's reverse pass keeps to its end
 
 
 class FirstFrameSegmentor(Protocol):
@@ -195,6 +199,65 @@ class AdamSession:
         return output.alpha.float(), output.foreground.float()
 
 
+class BidirectionalSession:
+    """Offline AdaM of one video in windows: a forward pass gathers memory, a reverse pass gives the result.
+
+    The forward pass is one online pass over the whole video, window after window (each window's
+    forward pass continues from the previous one's memory, so no window is re-seeded). After a
+    window's forward pass, its reverse pass starts from that memory, with ``pinned`` entries of the
+    forward pass, spread evenly over the window, kept readable for the whole reverse pass (the bounded
+    short-term memory would otherwise have dropped every forward entry after ``capacity`` reverse
+    frames); frame 0's long-term entry stays too. The reverse pass's memory is then discarded.
+
+    Args:
+        model, first_mask, segmentor, downsample_ratio, precision, channels_last: as for
+            :class:`AdamSession`.
+        average: yield the mean of the forward and reverse passes instead of the reverse pass (keeps
+            a window's forward mattes as float16).
+        pinned: forward-pass entries of a window kept through its reverse pass.
+
+    Calling it on a window's frames (each as :meth:`AdamSession.step` accepts it; read twice, by index,
+    so it can be a lazy sequence) yields ``(t, alpha, foreground)`` for ``t = T - 1, ..., 0`` of the
+    window, shaped and ranged as :meth:`AdamSession.step` returns them.
+    """
+
+    def __init__(
+        self,
+        model: AdamModel | AdamRunner,
+        first_mask: np.ndarray | Tensor | None = None,
+        segmentor: FirstFrameSegmentor | None = None,
+        downsample_ratio: float | None = None,
+        precision: str = "fp32",
+        channels_last: bool = True,
+        average: bool = False,
+        pinned: int = PINNED_ENTRIES,
+    ) -> None:
+        self.forward = AdamSession(model, first_mask, segmentor, downsample_ratio, precision, channels_last)
+        self.average = average
+        self.pinned = pinned
+
+    def __call__(self, frames: Sequence[np.ndarray | Tensor]) -> Iterator[tuple[int, Tensor, Tensor]]:
+        session = self.forward
+        count = len(frames)
+        keep = {count * (k + 1) // (self.pinned + 1) for k in range(self.pinned)}
+        kept: list[MemoryEntry] = []
+        forward: list[tuple[Tensor, Tensor]] = []
+        for t in range(count):
+            alpha, foreground = session.step(frames[t])
+            if t in keep and session.memory.short_term:
+                kept.append(session.memory.short_term[-1])
+            if self.average:
+                forward.append((alpha.half(), foreground.half()))
+        reverse = copy.copy(session)
+        reverse.memory = replace(session.memory, pinned=tuple(kept))
+        for t in reversed(range(count)):
+            alpha, foreground = reverse.step(frames[t])
+            if self.average:
+                alpha = (alpha + forward[t][0].float()) / 2
+                foreground = (foreground + forward[t][1].float()) / 2
+            yield t, alpha, foreground
+
+
 def matte_bidirectional(
     model: AdamModel | AdamRunner,
     frames: Sequence[np.ndarray | Tensor],
@@ -205,32 +268,13 @@ def matte_bidirectional(
     average: bool = False,
     channels_last: bool = True,
 ) -> Iterator[tuple[int, Tensor, Tensor]]:
-    """Offline AdaM: a forward pass gathers memory, a reverse pass starting from it gives the result.
-
-    ``frames`` is read twice, by index, so it can be a lazy sequence (e.g. one that decodes image
-    files on access) and memory stays bounded. With ``average=True`` the forward pass's mattes are
-    kept (as float16) to be averaged with the reverse pass's, which costs memory linear in the
-    number of frames.
-
-    Args:
-        model, first_mask, segmentor, downsample_ratio, precision, channels_last: as for
-            :class:`AdamSession`.
-        frames: the clip, each frame as :meth:`AdamSession.step` accepts it.
-        average: yield the mean of the forward and reverse passes instead of the reverse pass.
+    """Offline AdaM of a whole clip as one window of :class:`BidirectionalSession` (same arguments).
 
     Yields:
         ``(t, alpha, foreground)`` for ``t = T - 1, ..., 0`` (reverse time order), shaped and
         ranged as :meth:`AdamSession.step` returns them.
     """
-    session = AdamSession(model, first_mask, segmentor, downsample_ratio, precision, channels_last)
-    forward: list[tuple[Tensor, Tensor]] = []
-    for frame in frames:
-        alpha, foreground = session.step(frame)
-        if average:
-            forward.append((alpha.half(), foreground.half()))
-    for t in reversed(range(len(frames))):
-        alpha, foreground = session.step(frames[t])
-        if average:
-            alpha = (alpha + forward[t][0].float()) / 2
-            foreground = (foreground + forward[t][1].float()) / 2
-        yield t, alpha, foreground
+    session = BidirectionalSession(
+        model, first_mask, segmentor, downsample_ratio, precision, channels_last, average
+    )
+    yield from session(frames)

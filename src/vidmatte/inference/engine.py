@@ -70,6 +70,15 @@ class FrameMatter(Protocol):
         ...
 
 
+class WindowMatter(Protocol):
+    """Offline matting of one video: call it on each window of consecutive frames in order."""
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(H, W, 3)`` uint8 frames -> ``(t, alpha, foreground)`` for ``t = T - 1, ..., 0`` of the
+        window, shaped and ranged as :class:`FrameMatter` returns them."""
+        ...
+
+
 class Engine(Protocol):
     """A loaded network of one backend.
 
@@ -90,10 +99,10 @@ class Engine(Protocol):
         ...
 
     def adam_bidirectional(
-        self, frames: Sequence[np.ndarray], first_mask: np.ndarray | None, downsample_ratio: float | None
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Offline AdaM over ``frames`` (``(H, W, 3)`` uint8 each): ``(t, alpha, foreground)`` for
-        ``t = T - 1, ..., 0``, shaped and ranged as :class:`FrameMatter` returns them."""
+        self, first_mask: np.ndarray | None, downsample_ratio: float | None
+    ) -> WindowMatter:
+        """A fresh offline AdaM matter for one video, called on its consecutive windows
+        (:class:`~vidmatte.inference.adam.BidirectionalSession`); arguments as :meth:`adam_online`."""
         ...
 
     def msgvim_chunks(self) -> ChunkMatter:

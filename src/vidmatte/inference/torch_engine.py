@@ -1,4 +1,4 @@
-"""The PyTorch :class:`~vidmatte.inference.engine.Engine`: AdamSession, matte_bidirectional, MsgVimSession."""
+"""The PyTorch :class:`~vidmatte.inference.engine.Engine`: the AdaM and MSG-VIM sessions on a network."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from vidmatte.errors import VidmatteError
-from vidmatte.inference.adam import AdamSession, autocast, matte_bidirectional
-from vidmatte.inference.engine import DTYPES, EngineSettings, FrameMatter
+from vidmatte.inference.adam import AdamSession, BidirectionalSession, autocast
+from vidmatte.inference.engine import DTYPES, EngineSettings, FrameMatter, WindowMatter
 from vidmatte.inference.msgvim import ChunkMatter, MsgVimSession
 from vidmatte.models.adam.model import AdamModel
 from vidmatte.models.loading import load_model
@@ -69,17 +69,17 @@ class TorchEngine:
         return step
 
     def adam_bidirectional(
-        self, frames: Sequence[np.ndarray], first_mask: np.ndarray | None, downsample_ratio: float | None
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        passes = matte_bidirectional(
-            self.network,
-            [_writable(frame) for frame in frames],
-            _mask(first_mask),
-            downsample_ratio=downsample_ratio,
-            precision=self.precision,
+        self, first_mask: np.ndarray | None, downsample_ratio: float | None
+    ) -> WindowMatter:
+        session = BidirectionalSession(
+            self.network, _mask(first_mask), downsample_ratio=downsample_ratio, precision=self.precision
         )
-        for t, alpha, foreground in passes:
-            yield t, _alpha(alpha), _colour(foreground)
+
+        def window(frames: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+            for t, alpha, foreground in session([_writable(frame) for frame in frames]):
+                yield t, _alpha(alpha), _colour(foreground)
+
+        return window
 
     def msgvim_chunks(self) -> ChunkMatter:
         session = MsgVimSession(self.network, device=self.device)

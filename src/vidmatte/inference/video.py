@@ -9,8 +9,8 @@ so memory does not grow with the length of the video:
 - AdaM online holds its bounded memory (frame 0 plus the most recent frames);
 - AdaM ``bidirectional`` needs each frame twice, forward then backward, so it works on windows of
   ``chunk`` frames (default :data:`BIDIRECTIONAL_WINDOW`), holding one window of frames and mattes at
-  a time (7 bytes per pixel per frame: about 0.7 GB for 50 frames of 1920x1080); each window after the
-  first starts from the previous window's last matte as its first-frame mask;
+  a time (7 bytes per pixel per frame: about 0.7 GB for 50 frames of 1920x1080); the forward pass runs
+  on through the windows with one memory, and each window's reverse pass starts from it;
 - MSG-VIM holds one chunk of ``chunk`` frames (default 10) and carries each instance's temporal state
   from chunk to chunk.
 
@@ -283,15 +283,12 @@ def _bidirectional(
     downsample_ratio: float | None,
     window: int,
 ) -> Iterator[MattedFrame]:
+    matter = engine.adam_bidirectional(first_mask, downsample_ratio)
     for batch in _batches(frames, window):
         # the backward pass yields the last frame first; mattes wait as 8 bits for their turn
         mattes = {
-            t: (to_u8(alpha), to_u8(foreground))
-            for t, alpha, foreground in engine.adam_bidirectional(
-                [f.image for f in batch], first_mask, downsample_ratio
-            )
+            t: (to_u8(alpha), to_u8(foreground)) for t, alpha, foreground in matter([f.image for f in batch])
         }
-        first_mask = mattes[len(batch) - 1][0].astype(np.float32) / 255
         for t, frame in enumerate(batch):
             alpha, foreground = (x.astype(np.float32) / 255 for x in mattes.pop(t))
             yield MattedFrame(frame, alpha[None], foreground)
