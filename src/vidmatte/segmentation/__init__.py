@@ -1,1 +1,1 @@
-"""Real-trained person segmentation, detection and tracks"""
+"""Real-trained person segmentation, detection and tracks."""
