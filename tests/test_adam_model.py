@@ -170,3 +170,37 @@ def test_bfloat16_autocast_on_cpu_stays_close_to_float32(model):
             low, _ = model(frames)
     assert torch.isfinite(low.alpha.float()).all()
     assert (low.alpha.float() - reference.alpha).abs().mean() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("first_outputs", "heads"), [("mask+coarse", {"mask", "coarse"}), ("mask", {"mask"}), ("none", set())]
+)
+def test_the_three_output_variants_of_table_4_train_and_update_memory(tmp_path, first_outputs, heads):
+    from vidmatte.training.config import SourceConfig, TrainConfig
+    from vidmatte.training.stages import adam_matting_step, adam_segmentation_step
+
+    torch.manual_seed(0)
+    model = build_model("adam-tiny", first_outputs=first_outputs)
+    assert model.decoder.predicts == {"fine", *heads}
+    assert (model.decoder.mask_head is not None) == ("mask" in heads)
+    assert (model.decoder.coarse_head is not None) == ("coarse" in heads)
+    frames = clip(2, 3, 64, 64)
+    output, _ = model(frames)
+    assert_valid_output(output, 2, 3, 64, 64)
+    if not heads:  # model (e): the memory's Fg/Bg mask is the pooled fine alpha
+        pooled = torch.nn.functional.avg_pool2d(output.alpha.flatten(0, 1), 4).clamp(1e-4, 1 - 1e-4)
+        torch.testing.assert_close(output.mask_logits.flatten(0, 1).softmax(1)[:, 1:], pooled)
+    alpha = (frames.mean(2, keepdim=True) > 0.5).float()
+    batch = {"frames": frames, "pha": alpha, "fgr": frames, "masks": alpha[:, None], "seg": alpha}
+    config = TrainConfig(data=SourceConfig(kind="synthetic"))
+    for step in (adam_matting_step, adam_segmentation_step):
+        model.zero_grad()
+        result = step(model, batch, config)
+        result.loss.backward()
+        assert torch.isfinite(result.loss) and result.loss > 0
+        if "mask" in heads:
+            assert model.decoder.mask_head.weight.grad.abs().sum() > 0
+    assert set(adam_matting_step(model, batch, config).terms) == {"fine", "foreground", *heads}
+    segmentation = "seg_mask" if "mask" in heads else "seg_fine"  # model (e) segments with its fine alpha
+    assert set(adam_segmentation_step(model, batch, config).terms) == {segmentation}
+    assert set(build_model("adam-mnv2-no-first-output").decoder.predicts) == {"fine"}

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -53,12 +53,28 @@ class StepResult:
 StepFunction = Callable[[nn.Module, Batch, TrainConfig], StepResult]
 
 
+def _decoder(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model).decoder  # through DistributedDataParallel
+
+
+def _supervised(model: nn.Module, weights: AdamLossWeights) -> AdamLossWeights:
+    """``weights`` without the terms of outputs the decoder derives instead of predicting (table 4)."""
+    predicts = _decoder(model).predicts
+    return replace(
+        weights,
+        mask=weights.mask if "mask" in predicts else 0.0,
+        coarse=weights.coarse if "coarse" in predicts else 0.0,
+    )
+
+
 def adam_matting_step(model: nn.Module, batch: Batch, config: TrainConfig) -> StepResult:
     """AdaM on matting clips: ``frames``, ``pha``, ``fgr``, and as first-frame mask the union of the
     guidance ``masks`` of every slot at frame 0 (the target ``pha`` is every person too)."""
     frames, alpha, foreground = batch["frames"], batch["pha"], batch["fgr"]
     first_mask = batch["masks"][:, :, 0].amax(1)
-    weights = AdamLossWeights(config.adam.mask, config.adam.coarse, config.adam.fine, config.adam.foreground)
+    weights = _supervised(
+        model, AdamLossWeights(config.adam.mask, config.adam.coarse, config.adam.fine, config.adam.foreground)
+    )
     output, _ = model(frames, first_mask=first_mask, downsample_ratio=config.adam.downsample_ratio)
     loss, terms = adam_loss(output, alpha, foreground, weights)
     return StepResult(loss, _detached(terms), frames, output.alpha, alpha)
@@ -69,6 +85,8 @@ def adam_segmentation_step(model: nn.Module, batch: Batch, config: TrainConfig) 
     frames = batch["frames"]
     truth = batch["seg"] if "seg" in batch else (batch["pha"] > 0.5).to(frames.dtype)
     weights = AdamLossWeights(mask=config.adam.mask, coarse=0.0, fine=0.0, foreground=0.0)
+    if "mask" not in _decoder(model).predicts:  # table 4's model (e): its fine alpha is its mask
+        weights = AdamLossWeights(mask=0.0, coarse=0.0, fine=config.adam.mask, foreground=0.0)
     output, _ = model(frames, downsample_ratio=config.adam.downsample_ratio)
     loss, terms = adam_loss(output, truth, None, weights)
     return StepResult(loss, _detached({f"seg_{k}": v for k, v in terms.items()}), frames, output.alpha, truth)

@@ -12,11 +12,18 @@ the input image (decision: gives the last layers the pixel detail), two ``3x3 co
 layers, then a 3x3 conv to the fine alpha ``α^f`` and a foreground residual added to the image
 (decision, as RVM: users need the foreground colour to composite). Both alphas go through a sigmoid
 (decision: unlike a clamp it passes a gradient everywhere, so no pixel is stuck early in training).
+
+The supplementary's table 4 compares three first output blocks, all buildable here
+(``first_outputs``): ``"mask+coarse"`` (model (g), the paper's), ``"mask"`` (model (f), no coarse
+alpha) and ``"none"`` (model (e), no first output block: the Fg/Bg mask that updates the memory is
+the fine alpha, pooled to 1/4 and turned into logits). An output the decoder does not predict is
+derived from the fine alpha so that the rest of the model runs unchanged, and
+:attr:`AdamDecoder.predicts` tells the losses to leave it unsupervised.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +72,11 @@ class UpscalingBlock(nn.Module):
         return F.interpolate(self.conv(self.fuse(x)), scale_factor=2, mode="bilinear", align_corners=False)
 
 
+FirstOutputs = Literal["mask+coarse", "mask", "none"]
+MASK_STRIDE = 4  # the first output block works at 1/4 of the network's input
+_EPS = 1e-4  # keeps a derived mask's logits finite
+
+
 class AdamDecoder(nn.Module):
     """Decoder Ψ.
 
@@ -74,6 +86,11 @@ class AdamDecoder(nn.Module):
         channels: widths of the four upscaling blocks at 1/16, 1/8, 1/4 and 1/2 (paper: 256, 128,
             128, 32).
         output_channels: width of the second output block's two layers at full resolution.
+        first_outputs: what the first output block predicts (table 4: ``"mask+coarse"``, ``"mask"``,
+            ``"none"``).
+
+    Attributes:
+        predicts: the outputs the decoder predicts itself, among ``"mask"``, ``"coarse"``, ``"fine"``.
     """
 
     def __init__(
@@ -82,6 +99,7 @@ class AdamDecoder(nn.Module):
         skip_channels: tuple[int, int, int],
         channels: tuple[int, int, int, int],
         output_channels: int,
+        first_outputs: FirstOutputs = "mask+coarse",
     ) -> None:
         super().__init__()
         c16, c8, c4, c2 = channels
@@ -90,8 +108,11 @@ class AdamDecoder(nn.Module):
         self.up8 = UpscalingBlock(c16, s8, c8)
         self.up4 = UpscalingBlock(c8, s4, c4)
         self.up2 = UpscalingBlock(c4, s2, c2)
-        self.mask_head = nn.Conv2d(c8, 2, 3, padding=1)
-        self.coarse_head = nn.Conv2d(c8, 1, 3, padding=1)
+        if first_outputs not in ("mask+coarse", "mask", "none"):
+            raise ValueError(f"first_outputs must be mask+coarse, mask or none, got {first_outputs!r}")
+        self.predicts = frozenset({"fine", *first_outputs.split("+")} - {"none"})
+        self.mask_head = nn.Conv2d(c8, 2, 3, padding=1) if "mask" in self.predicts else None
+        self.coarse_head = nn.Conv2d(c8, 1, 3, padding=1) if "coarse" in self.predicts else None
         self.refine = nn.Sequential(
             conv_bn_relu(c2 + 3, output_channels), conv_bn_relu(output_channels, output_channels)
         )
@@ -109,13 +130,18 @@ class AdamDecoder(nn.Module):
             :class:`DecoderOutput`.
         """
         f2, f4, f8 = skips
-        x = self.up8(self.up16(z), f8)
-        mask_logits = self.mask_head(x)
-        coarse_alpha = self.coarse_head(x).sigmoid()
-        x = self.up2(self.up4(x, f4), f2)
+        quarter = self.up8(self.up16(z), f8)
+        x = self.up2(self.up4(quarter, f4), f2)
         # under autocast the features are in the low precision: match them rather than promote them
         hidden = self.refine(torch.cat([x, image.to(x.dtype)], 1))
         fine = self.fine_head(hidden)
         alpha = fine[:, :1].sigmoid()
         foreground = (fine[:, 1:] + image).clamp(0, 1)
+        pooled = F.avg_pool2d(alpha, MASK_STRIDE)  # stands in for what the first block does not predict
+        if self.mask_head is not None:
+            mask_logits = self.mask_head(quarter)
+        else:  # logits (0, logit(p)) whose softmax is the pooled fine alpha p
+            probability = pooled.clamp(_EPS, 1 - _EPS)
+            mask_logits = torch.cat([torch.zeros_like(probability), probability.logit()], 1)
+        coarse_alpha = self.coarse_head(quarter).sigmoid() if self.coarse_head is not None else pooled
         return DecoderOutput(mask_logits, coarse_alpha, alpha, foreground, hidden)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vidmatte.models.adam.decoder import AdamDecoder
+from vidmatte.models.adam.decoder import AdamDecoder, FirstOutputs
 from vidmatte.models.adam.embedding import FgBgEmbedding
 from vidmatte.models.adam.encoder import AdamEncoder
 from vidmatte.models.adam.guided_filter import DeepGuidedFilter
@@ -35,6 +35,8 @@ class AdamConfig:
         output_channels: width of the full-resolution output block.
         refiner_width: width of the guided filter's 1x1 convolutions.
         memory_capacity: short-term memory size ``N``.
+        first_outputs: the first output block's predictions (supplementary table 4: ``"mask+coarse"``
+            is model (g), the paper's; ``"mask"`` model (f); ``"none"`` model (e)).
     """
 
     width_mult: float = 1.0
@@ -47,6 +49,7 @@ class AdamConfig:
     output_channels: int = 16
     refiner_width: int = 16
     memory_capacity: int = DEFAULT_CAPACITY
+    first_outputs: FirstOutputs = "mask+coarse"
 
 
 ADAM_MNV2 = AdamConfig()
@@ -83,7 +86,9 @@ def build_adam(config: AdamConfig) -> AdamModel:
         projection=QKVProjection(config.dim),
         embedding=FgBgEmbedding(config.dim),
         transformer=FgBgStructuringTransformer(config.dim, config.heads, config.mlp_dim, config.layers),
-        decoder=AdamDecoder(config.dim, (f8, f4, f2), config.decoder_channels, config.output_channels),
+        decoder=AdamDecoder(
+            config.dim, (f8, f4, f2), config.decoder_channels, config.output_channels, config.first_outputs
+        ),
         refiner=DeepGuidedFilter(config.output_channels, config.refiner_width),
         memory_capacity=config.memory_capacity,
     )
@@ -92,6 +97,16 @@ def build_adam(config: AdamConfig) -> AdamModel:
 def adam_mnv2(**overrides) -> AdamModel:
     """The paper-faithful configuration; ``overrides`` replace :class:`AdamConfig` fields."""
     return build_adam(replace(ADAM_MNV2, **overrides))
+
+
+def adam_mnv2_mask_only(**overrides) -> AdamModel:
+    """Table 4's model (f): the paper configuration whose first output block predicts the mask alone."""
+    return build_adam(replace(ADAM_MNV2, first_outputs="mask", **overrides))
+
+
+def adam_mnv2_no_first_output(**overrides) -> AdamModel:
+    """Table 4's model (e): no first output block; the memory's mask comes from the fine alpha."""
+    return build_adam(replace(ADAM_MNV2, first_outputs="none", **overrides))
 
 
 def adam_small(**overrides) -> AdamModel:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidmatte.models.adam.decoder import AdamDecoder, DecoderOutput
+from vidmatte.models.adam.decoder import MASK_STRIDE, AdamDecoder, DecoderOutput
 from vidmatte.models.adam.embedding import FgBgEmbedding
 from vidmatte.models.adam.encoder import AdamEncoder
 from vidmatte.models.adam.geometry import FrameGeometry
@@ -29,7 +29,6 @@ from vidmatte.models.adam.memory import DEFAULT_CAPACITY, MemoryBank, MemoryEntr
 from vidmatte.models.adam.projection import QKVProjection
 from vidmatte.models.adam.transformer import FgBgStructuringTransformer
 
-MASK_STRIDE = 4  # m_p is predicted at 1/4 of the network's input
 TOKENS_PER_MASK_CELL = 4  # 1/4 -> 1/16
 
 
