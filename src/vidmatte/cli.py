@@ -665,6 +665,33 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------- train-recipe
+def _add_train_recipe(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train-recipe",
+        help="train the default weights' stages (configs/gpu/) within a wall-time budget (make train-gpu)",
+        description="Run AdaM's alternating stage from ImageNet, AdaM's high-resolution stage and MSG-VIM "
+        "one after the other, each in its share of the budget (a probe measures the seconds per step so "
+        "that the schedule spans the steps that fit), print the held-out validation figures, and write "
+        "adam-default.safetensors and msgvim-default.safetensors (float16) to --out.",
+    )
+    p.add_argument("--out", required=True, help="folder of the runs and the weights")
+    p.add_argument("--budget", type=float, default=540.0, help="seconds of wall time (default: 540)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    p.add_argument("--configs", default="configs/gpu", help="folder of the stages' YAML files")
+    p.add_argument(
+        "--override", nargs="+", default=[], metavar="KEY=VALUE", help="settings applied to every stage"
+    )
+    p.set_defaults(run=_run_train_recipe)
+
+
+def _run_train_recipe(args: argparse.Namespace) -> int:
+    from vidmatte.training.recipe import run_recipe
+
+    run_recipe(args.out, args.budget, args.device, args.override, args.configs)
+    return 0
+
+
 # -------------------------------------------------------------------------------------- export
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -712,6 +739,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_convert_msgvim,
     _add_fetch_backbone,
     _add_train,
+    _add_train_recipe,
     _add_export,
 )
 

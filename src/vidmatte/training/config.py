@@ -163,6 +163,8 @@ class TrainConfig:
         keep_last: checkpoints kept on disk.
         log_every: steps between log lines and TensorBoard scalars.
         image_every: steps between TensorBoard sample images (0: never).
+        time_limit: seconds of training after which :meth:`Trainer.fit` saves and stops early
+            (``None``: none; the learning-rate schedule still spans ``steps``).
     """
 
     model: str = "adam-tiny"
@@ -187,6 +189,7 @@ class TrainConfig:
     keep_last: int = 3
     log_every: int = 10
     image_every: int = 0
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

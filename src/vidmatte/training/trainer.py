@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,15 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _agreed(context: DistributedContext, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (ranks must stop at the same step)."""
+    if not context.distributed:
+        return flag
+    value = torch.tensor([float(flag)], device=context.device)
+    torch.distributed.broadcast(value, 0)
+    return bool(value.item())
+
+
 class Trainer:
     """Trains one model on one stage.
 
@@ -239,6 +249,7 @@ class Trainer:
             Path(config.out), config.steps, self.step, config.log_every, context.is_main
         )
         summary: dict[str, float] = {}
+        deadline = None if config.time_limit is None else time.monotonic() + config.time_limit
         self.network.train()
         try:
             while self.step < config.steps:
@@ -258,10 +269,13 @@ class Trainer:
                 reporter.step(self.step, summary["loss"], terms, lr, clips)
                 if config.image_every and self.step % config.image_every == 0:
                     reporter.images(self.step, result.frames, result.alpha.detach(), result.truth)
-                if self.step % config.save_every == 0 or self.step == config.steps:
+                out_of_time = deadline is not None and _agreed(context, time.monotonic() >= deadline)
+                if self.step % config.save_every == 0 or self.step == config.steps or out_of_time:
                     self.save()
                 if config.validate_every and self.step % config.validate_every == 0:
                     reporter.scalars(self.step, "val", self.validate())
+                if out_of_time:
+                    break
         finally:
             reporter.close()
         broadcast_buffers(context, self.model)
