@@ -2,9 +2,25 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 # Two pytest workers on two cores: one thread each. Set before torch is imported, and inherited by the
 # subprocesses that tests start (torchrun, the CLI), or threads fight over the cores (10x slower).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # The numpy + OpenCV formulation of the metrics lives with the benchmarks; tests compare against it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"adam": ..., "msgvim": ...}``: adam-tiny and msgvim-tiny with fresh weights, saved as safetensors
+    that record their network (what ``--checkpoint`` takes)."""
+    from vidmatte import build_model
+    from vidmatte.models.loading import save_weights
+
+    folder = tmp_path_factory.mktemp("tiny-weights")
+    return {
+        name: save_weights(build_model(f"{name}-tiny"), folder / f"{name}.safetensors", f"{name}-tiny")
+        for name in ("adam", "msgvim")
+    }

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vidmatte.errors import VidmatteError
-from vidmatte.io.atomic import partial_path
+from vidmatte.io.atomic import partials_of
 from vidmatte.io.frames import list_frames, read_grey_u8, write_image
 from vidmatte.io.reader import Frame, VideoInfo, open_frames
 from vidmatte.io.writers import FrameWriter
@@ -208,7 +208,7 @@ def test_every_video_output_decodes_back(
     with FrameWriter(out, kind, info, lossless=lossless) as writer:
         for frame in frames:
             writer.write(_content(kind, frame.index), frame.pts)
-    assert out.is_file() and not partial_path(out).exists()
+    assert out.is_file() and not partials_of(out)
     decoded = _decode(out)
     assert len(decoded.rgba) == N
     assert decoded.size == (W, H)

@@ -143,7 +143,9 @@ def test_ytvis_guidance(vim: Path, tmp_path: Path):
     assert second[2].max() == 0 and second[5:].max() == 0 and second[4].max() == 255  # null and past the end
     other = Track(2, 1, 0.7, [encode_rle(_mask(0, t)) for t in range(FRAMES)])
     json_path.write_text(json.dumps([t.__dict__ for t in [*tracks, other]]))
-    with pytest.raises(VidmatteError, match="tracks of 2 videos for 1 clips"):
+    with pytest.raises(
+        VidmatteError, match=r"tracks of 2 videos \(video_id 1, 2\) for one video; keep only its tracks"
+    ):
         matte_videos(vim / "VIM50", out, GuidanceAsAlpha, ytvis=json_path)
     assert matte_videos(vim / "VIM50", out, GuidanceAsAlpha, ytvis=json_path, video_id=2) == {
         "clip0": ["000"]

@@ -339,7 +339,9 @@ def test_a_killed_run_leaves_no_complete_looking_output_and_a_rerun_finishes_it(
     finally:
         process.kill()
     assert list(out.glob(".*partial*")) and visible_files(out) == []
+    assert (out / ".alpha.mp4.lock").exists()  # the killed run's lock file, which must not block the rerun
     assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == ["alpha.mp4", "composite.mp4"]  # partial files replaced
+    # partial files and lock files removed
+    assert sorted(p.name for p in out.iterdir()) == ["alpha.mp4", "composite.mp4"]
     with av.open(str(out / "alpha.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 400

@@ -8,7 +8,9 @@ functions so that ``vidmatte --help`` stays fast and does not import torch.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -275,7 +277,9 @@ def _run_matte_vim(args: argparse.Namespace) -> int:
         from vidmatte.models.loading import load_model
         from vidmatte.models.msgvim.model import MsgVim
 
-        model = load_model(args.weights, model=args.model, device=args.device)
+        model = load_model(
+            args.weights, model=args.model, device=args.device, unnamed_advice="name it with --model NAME"
+        )
         if not isinstance(model, MsgVim):
             raise VidmatteError(f"{args.weights}: weights of a {type(model).__name__} network, not of MsgVim")
         matter_for_clip = functools.partial(
@@ -402,6 +406,12 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lossless", action="store_true", help="exact alpha in mp4 and webm outputs too")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that exist already (default: refuse them; a batch always redoes the items its "
+        "ledger does not record as complete)",
+    )
+    p.add_argument(
         "--accept-truncated",
         action="store_true",
         help="a video that stops decoding early: write its decodable frames and warn (default: an error, "
@@ -414,6 +424,12 @@ def _run_matte(args: argparse.Namespace) -> int:
     from vidmatte.inference.batch import is_batch_input
     from vidmatte.inference.video import matte_video
 
+    if args.dtype == "float16" and args.device.startswith("cpu") and args.backend == "torch":
+        print(
+            "vidmatte: warning: --dtype float16 on a CPU is much slower than float32 (CPUs have few "
+            "half-precision kernels); float32 is the default",
+            file=sys.stderr,
+        )
     if is_batch_input(args.input):
         return _run_matte_batch(args)
 
@@ -435,6 +451,7 @@ def _run_matte(args: argparse.Namespace) -> int:
         backend=args.backend,
         lossless=args.lossless,
         accept_truncated=args.accept_truncated,
+        overwrite=args.overwrite,
     )
     print(result.summary())
     if result.truncation is not None:
@@ -762,10 +779,27 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"vidmatte: warning: {message}", file=sys.stderr if file is None else file, flush=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run stops as on Ctrl-C: partial outputs removed,
+    locks released, a batch's summary written."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # a second SIGTERM must not interrupt the clean-up of the first; SIGKILL still ends it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; exit status 0, 1 (some batch items failed), 2 (an error, one line on stderr),
+    130 (Ctrl-C) or 143 (SIGTERM, as a shell reports it)."""
     args = build_parser().parse_args(argv)
     if not args.debug:
         warnings.showwarning = _one_line_warning  # library warnings read like the command's own
+    handles_signals = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if handles_signals:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except VidmatteError as error:
@@ -773,9 +807,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vidmatte: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("vidmatte: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("vidmatte: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if handles_signals:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

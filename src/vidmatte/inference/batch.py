@@ -19,7 +19,13 @@ interrupted item left only hidden partial files, which are replaced).
 
 Failures: an item that fails (unreadable video, masks that do not fit, disk full, ...) is recorded
 and the batch goes on. ``OUT/summary.json`` lists every item with its status (``done``, ``truncated``,
-``skipped`` or ``failed``), frames, seconds and error.
+``skipped`` or ``failed``), frames, seconds and error. An interrupted batch (Ctrl-C, SIGTERM) still
+writes it, with the items finished so far and the one it was matting as ``interrupted``.
+
+Locks: a batch locks ``OUT`` (``OUT/.vidmatte-batch.lock``), so that a second batch on the same folder
+is refused while the first runs, and each item's outputs are locked like those of any
+:func:`~vidmatte.inference.video.matte_video` run. An item that the ledger does not record as complete
+is matted again and its previous outputs replaced.
 
 Under ``torchrun`` each rank mattes a disjoint shard of the items (:mod:`vidmatte.metrics.sharding`)
 and rank 0 writes the summary of all.
@@ -27,11 +33,12 @@ and rank 0 writes the summary of all.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
@@ -41,6 +48,7 @@ from vidmatte.errors import VidmatteError
 from vidmatte.io.atomic import AtomicOutput
 from vidmatte.io.frames import IMAGE_EXTENSIONS
 from vidmatte.io.jsonfile import malformed_content, read_json
+from vidmatte.io.lock import OutputLock
 from vidmatte.metrics.sharding import gather_shards, is_main
 
 if TYPE_CHECKING:
@@ -50,8 +58,9 @@ if TYPE_CHECKING:
 MANIFEST_SUFFIXES = (".txt", ".csv", ".json")
 MANIFEST_KEYS = ("input", "output", "masks", "first_mask")
 LEDGER_NAME = ".vidmatte-ledger.jsonl"
+LOCK_NAME = ".vidmatte-batch.lock"
 SUMMARY_NAME = "summary.json"
-STATUSES = ("done", "truncated", "skipped", "failed")
+STATUSES = ("done", "truncated", "skipped", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ class ItemRecord:
         input: the input path.
         status: ``"done"`` (matted in this run), ``"truncated"`` (matted in this run as far as the
             video could be decoded, with ``accept_truncated``), ``"skipped"`` (completed by an earlier
-            run) or ``"failed"``.
+            run), ``"failed"`` or ``"interrupted"`` (the batch was stopped while matting it).
         frames: frames matted (0 if failed).
         seconds: time it took (in the run that completed it, for a skipped item).
         error: the one-line error of a failed item, or why a truncated one ended early; else ``None``.
@@ -334,8 +343,10 @@ def matte_batch(
         Every item's record; rank 0 has also written ``out/summary.json``.
 
     Raises:
-        VidmatteError: a bad manifest or output folder (before any item runs), or the summary cannot be
-            written. An item's own failure is recorded, not raised.
+        VidmatteError: a bad manifest or output folder, another batch running on ``out`` (before any
+            item runs), or the summary cannot be written. An item's own failure is recorded, not raised.
+        KeyboardInterrupt: the batch was interrupted; rank 0 has written the summary of the items it
+            knows of (under ``torchrun``, its own shard), the interrupted one included.
     """
     from vidmatte.inference.engine import load_engine
     from vidmatte.inference.video import matte_video
@@ -352,78 +363,108 @@ def matte_batch(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise VidmatteError(f"{out}: cannot write there ({error.strerror})") from None
-    ledger = Ledger(out)
-    fingerprints = {item.name: _fingerprint(item, shared) for item in items}
+    with _locked(out, context):
+        ledger = Ledger(out)
+        fingerprints = {item.name: _fingerprint(item, shared) for item in items}
+        known: dict[str, ItemRecord] = {}  # this rank's records so far, for an interrupted batch's summary
 
-    def matte_item(item: BatchItem, engine: Engine) -> ItemRecord:
-        target = out / item.name
-        if not target.resolve().is_relative_to(out.resolve()):
-            raise VidmatteError(f"{target}: leads outside {out} (a link?)")
-        result = matte_video(
-            item.input,
-            target,
-            model=settings.model,
-            masks=item.masks,
-            first_mask=item.first_mask,
-            engine=engine,
-            progress=progress,
-            **(options or {}),
-        )
-        outputs = [p.relative_to(out).as_posix() for p in result.outputs]
-        ledger.record(
-            {
-                "item": item.name,
-                "fingerprint": fingerprints[item.name],
-                "frames": result.frames,
-                "seconds": result.seconds,
-                "outputs": outputs,
-            }
-        )
-        status, message = "done", None
-        if result.truncation is not None:
-            status, message = "truncated", f"{item.input}: truncated video, {result.truncation}"
-        return ItemRecord(item.name, str(item.input), status, result.frames, result.seconds, message, outputs)
+        def matte_item(item: BatchItem, engine: Engine) -> ItemRecord:
+            target = out / item.name
+            if not target.resolve().is_relative_to(out.resolve()):
+                raise VidmatteError(f"{target}: leads outside {out} (a link?)")
+            result = matte_video(
+                item.input,
+                target,
+                model=settings.model,
+                masks=item.masks,
+                first_mask=item.first_mask,
+                engine=engine,
+                progress=progress,
+                overwrite=True,  # the ledger decides which items to redo
+                **(options or {}),
+            )
+            outputs = [p.relative_to(out).as_posix() for p in result.outputs]
+            ledger.record(
+                {
+                    "item": item.name,
+                    "fingerprint": fingerprints[item.name],
+                    "frames": result.frames,
+                    "seconds": result.seconds,
+                    "outputs": outputs,
+                }
+            )
+            status, message = "done", None
+            if result.truncation is not None:
+                status, message = "truncated", f"{item.input}: truncated video, {result.truncation}"
+            return ItemRecord(
+                item.name, str(item.input), status, result.frames, result.seconds, message, outputs
+            )
 
-    def run_shard(shard: list[BatchItem]) -> dict[str, ItemRecord]:
-        done = {item.name: ledger.completed(item, fingerprints[item.name]) for item in shard}
-        # weights that cannot be loaded fail the whole batch, not each item in turn
-        engine = load_engine(settings, backend) if None in done.values() else None
-        records = {}
-        for item in shard:
-            entry = done[item.name]
-            if entry is not None:
-                record = ItemRecord(
-                    item.name,
-                    str(item.input),
-                    "skipped",
-                    entry["frames"],
-                    entry["seconds"],
-                    None,
-                    entry["outputs"],
-                )
-            else:
-                try:
-                    record = matte_item(item, engine)
-                except Exception as error:  # recorded, so that the other items still run
-                    if raise_errors:
-                        raise
-                    message = (
-                        str(error)
-                        if isinstance(error, VidmatteError)
-                        else f"{item.input}: {type(error).__name__}: {error}"
-                    )
+        def run_shard(shard: list[BatchItem]) -> dict[str, ItemRecord]:
+            done = {item.name: ledger.completed(item, fingerprints[item.name]) for item in shard}
+            # weights that cannot be loaded fail the whole batch, not each item in turn
+            engine = load_engine(settings, backend) if None in done.values() else None
+            records = {}
+            for item in shard:
+                entry = done[item.name]
+                if entry is not None:
                     record = ItemRecord(
-                        item.name, str(item.input), "failed", 0, 0.0, message.splitlines()[0], []
+                        item.name,
+                        str(item.input),
+                        "skipped",
+                        entry["frames"],
+                        entry["seconds"],
+                        None,
+                        entry["outputs"],
                     )
-            if report is not None:
-                report(record)
-            records[item.name] = record
-        return records
+                else:
+                    try:
+                        record = matte_item(item, engine)
+                    except KeyboardInterrupt:
+                        known[item.name] = ItemRecord(
+                            item.name, str(item.input), "interrupted", 0, 0.0, None, []
+                        )
+                        raise
+                    except Exception as error:  # recorded, so that the other items still run
+                        if raise_errors:
+                            raise
+                        message = (
+                            str(error)
+                            if isinstance(error, VidmatteError)
+                            else f"{item.input}: {type(error).__name__}: {error}"
+                        )
+                        record = ItemRecord(
+                            item.name, str(item.input), "failed", 0, 0.0, message.splitlines()[0], []
+                        )
+                if report is not None:
+                    report(record)
+                records[item.name] = known[item.name] = record
+            return records
 
-    merged = gather_shards(items, run_shard, context)
-    records = [merged[item.name] for item in items]
-    path = _write_summary(out, records) if is_main(context) else None
-    return BatchSummary(records, path)
+        try:
+            merged = gather_shards(items, run_shard, context)
+        except KeyboardInterrupt:
+            if is_main(context):
+                with contextlib.suppress(VidmatteError):  # the interruption is what the user must hear of
+                    _write_summary(out, [known[item.name] for item in items if item.name in known])
+            raise
+        records = [merged[item.name] for item in items]
+        path = _write_summary(out, records) if is_main(context) else None
+        return BatchSummary(records, path)
+
+
+@contextlib.contextmanager
+def _locked(out: Path, context: DistributedContext | None) -> Iterator[None]:
+    """Hold ``out``'s batch lock for the whole launch: rank 0 takes it, and its refusal reaches every rank."""
+    with contextlib.ExitStack() as stack:
+
+        def lock(shard: list[str]) -> dict[str, None]:
+            for _ in shard:
+                stack.enter_context(OutputLock(out / LOCK_NAME, out))
+            return {}
+
+        gather_shards(["lock"], lock, context)  # one work item, so rank 0's shard
+        yield
 
 
 def _write_summary(out: Path, records: list[ItemRecord]) -> Path:

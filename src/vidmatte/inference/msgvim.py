@@ -386,9 +386,14 @@ def ytvis_video_ids(
         return {clips[0]: video_id}
     if len(videos) == len(clips) or (len(clips) == 1 and len(videos) == 1):
         return dict(zip(clips, videos, strict=True))
+    if len(clips) == 1:
+        raise VidmatteError(
+            f"{path}: tracks of {len(videos)} videos (video_id {', '.join(map(str, videos))}) for one video; "
+            "keep only its tracks in the file (matte-vim can pick them with --video-id)"
+        )
     raise VidmatteError(
-        f"{path}: tracks of {len(videos)} videos for {len(clips)} clips; choose one clip and its video id, "
-        "or give a folder of <clip>.json"
+        f"{path}: tracks of {len(videos)} videos for {len(clips)} clips; give a folder of <clip>.json, or "
+        "one clip and its video with --clips CLIP --video-id N"
     )
 
 

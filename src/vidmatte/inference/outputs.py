@@ -38,6 +38,7 @@ import numpy as np
 from vidmatte.data.composite import composite
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import Background
+from vidmatte.io.atomic import make_folders, remove_empty
 from vidmatte.io.frames import to_u8
 from vidmatte.io.reader import Frame, VideoInfo
 from vidmatte.io.threads import BackgroundWorker
@@ -145,6 +146,35 @@ def plan_outputs(
     return [*planned, PlannedOutput(out / f"{INSTANCES}{suffix}", INSTANCES, None)]
 
 
+def refuse_inputs_as_outputs(
+    out: str | os.PathLike, planned: Sequence[PlannedOutput], inputs: Sequence[str | os.PathLike]
+) -> None:
+    """Refuse an output (or the output folder) that is one of the inputs, however it is spelled.
+
+    Args:
+        out: the output folder or file.
+        planned: from :func:`plan_outputs`.
+        inputs: the files and folders read (video, masks, first-frame mask, background); those that do
+            not exist are ignored.
+
+    Raises:
+        VidmatteError: naming the output and the input it would replace.
+    """
+    sources = [Path(p) for p in inputs if os.path.exists(p)]
+    for output in dict.fromkeys([Path(out), *(o.path for o in planned)]):
+        for source in sources:
+            if _same_file(output, source):
+                raise VidmatteError(f"{output}: is the input {source}; give another --out")
+
+
+def _same_file(output: Path, source: Path) -> bool:
+    """Whether ``output`` names ``source``: through links, ``..``, case-insensitive file systems."""
+    try:
+        return os.path.samefile(output, source)
+    except OSError:  # the output does not exist (yet): compare where its name leads
+        return output.resolve() == source.resolve()
+
+
 def visualise_instances(image: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """Every instance tinted in its :data:`PALETTE` colour over the frame (as the VIM50 figures show them).
 
@@ -193,23 +223,34 @@ class OutputWriters:
         info: VideoInfo,
         background: Background | None,
         lossless: bool = False,
+        overwrite: bool = False,
     ) -> None:
-        """Open every output (a file type that cannot hold its content fails here, before any frame).
+        """Open (and lock) every output: a file type that cannot hold its content, an output that another
+        run is writing or that exists already fails here, before any frame.
 
         Args:
             planned: from :func:`plan_outputs`.
             info: the input's size, rate, time base and audio (copied into video outputs).
             background: the composites' background (the caller closes it); needed if there is a composite.
             lossless: exact alpha in ``.mp4`` and ``.webm`` too.
+            overwrite: replace existing outputs; by default one that exists is refused.
         """
         self.planned = list(planned)
         self._writers: list[FrameWriter] = []
         self._background = background
         if background is None and any(o.kind == "composite" for o in self.planned):
             raise ValueError("a composite output needs a background")
+        # made here rather than by each writer, so that abort removes them whichever writer failed first
+        self._folders: list[Path] = []
         try:
             for output in self.planned:
-                self._writers.append(FrameWriter(output.path, _CONTENT[output.kind], info, lossless=lossless))
+                self._folders += make_folders(output.path)
+            for output in self.planned:
+                self._writers.append(
+                    FrameWriter(
+                        output.path, _CONTENT[output.kind], info, lossless=lossless, overwrite=overwrite
+                    )
+                )
         except BaseException:
             self.abort()
             raise
@@ -238,12 +279,13 @@ class OutputWriters:
         return [output.path for output in self.planned]
 
     def abort(self) -> None:
-        """Stop and remove every partial output; never raises."""
+        """Stop and remove every partial output, and the folders made for them; never raises."""
         worker = getattr(self, "_worker", None)
         if worker is not None:
             worker.cancel()
         for writer in self._writers:
             writer.abort()
+        remove_empty(self._folders)
 
     def __enter__(self) -> OutputWriters:
         return self

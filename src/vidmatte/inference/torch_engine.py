@@ -103,7 +103,12 @@ def load_torch_engine(settings: EngineSettings) -> TorchEngine:
         raise VidmatteError(f"unknown device {settings.device!r} (expected cpu, cuda, cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VidmatteError(f"device {settings.device}: CUDA is not available on this machine")
-    network = load_model(settings.weights, device=str(device))
+    network = load_model(
+        settings.weights,
+        device=str(device),
+        unnamed_advice="use .safetensors weights that record it (vidmatte train and convert-msgvim "
+        "write them)",
+    )
     expected = _NETWORKS[settings.model]
     if not isinstance(network, expected):
         raise VidmatteError(

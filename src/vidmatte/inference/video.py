@@ -52,10 +52,12 @@ from vidmatte.inference.outputs import (
     OutputWriters,
     format_of,
     plan_outputs,
+    refuse_inputs_as_outputs,
 )
 from vidmatte.io.frames import IMAGE_EXTENSIONS, list_frames, to_u8
 from vidmatte.io.masks import read_mask, read_ytvis_json
 from vidmatte.io.reader import Frame, VideoInfo, open_frames
+from vidmatte.models.adam.geometry import MIN_NETWORK_SIDE, min_downsample_ratio
 
 BIDIRECTIONAL_WINDOW = 50  # frames per forward + backward window of bi-directional AdaM
 
@@ -116,6 +118,7 @@ def matte_video(
     progress: bool | None = None,
     engine: Engine | None = None,
     accept_truncated: bool = False,
+    overwrite: bool = False,
 ) -> MatteResult:
     """Matte a video with AdaM (everyone in one matte) or MSG-VIM (one matte per instance).
 
@@ -150,13 +153,16 @@ def matte_video(
         accept_truncated: a video that stops decoding early (cut short, corrupt tail) gives outputs of
             its decodable frames and :attr:`MatteResult.truncation` says why; by default it is an error
             and no output is written.
+        overwrite: replace outputs that exist already; by default they are refused (before any frame).
 
     Returns:
         The outputs written and the time taken.
 
     Raises:
         VidmatteError: bad input, naming the file (a missing input, masks that do not fit the frames,
-            weights of the other model, an option the model does not take); no output is left behind.
+            weights of the other model, an option the model does not take, a downsample ratio too small
+            for the frames), an output that is an input or exists (without ``overwrite``) or that another
+            run is writing; no output is left behind.
     """
     input = Path(input)
     settings = EngineSettings(model, checkpoint, device, dtype)
@@ -165,19 +171,23 @@ def matte_video(
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(input, accept_truncated=accept_truncated))
         info = reader.info
+        if downsample_ratio is not None:
+            _check_downsample_ratio(downsample_ratio, info)
         guidance = _InstanceGuidance(Path(masks), info) if masks is not None else None
         first = _read_first_mask(Path(first_mask), info) if first_mask is not None else None
         instances = guidance.names if guidance is not None else None
         planned = plan_outputs(out, kinds, format, instances)
+        refuse_inputs_as_outputs(out, planned, [p for p in (input, masks, first_mask, background) if p])
         scene = None
         if "composite" in kinds:
             scene = open_background(background, info.width, info.height)
             stack.callback(scene.close)
+        # outputs are locked (and refused if they exist) before the weights are loaded
+        writers = stack.enter_context(OutputWriters(planned, info, scene, lossless, overwrite))
         if engine is None:
             engine = load_engine(settings, backend)
         elif engine.settings.model != model:
             raise VidmatteError(f"the engine runs {engine.settings.model}, not {model}")
-        writers = stack.enter_context(OutputWriters(planned, info, scene, lossless))
         if guidance is not None:
             matted = guidance.matte(reader, engine.msgvim_chunks(), chunk or CHUNK_SIZE)
         elif bidirectional:
@@ -241,6 +251,17 @@ def _check_options(
         if given:
             raise VidmatteError(f"{settings.model} does not take {option}")
     return kinds
+
+
+def _check_downsample_ratio(ratio: float, info: VideoInfo) -> None:
+    """Refuse a ratio that leaves AdaM's network too few pixels for ``info``'s frames."""
+    least = min_downsample_ratio(info.height, info.width)
+    if ratio < least:
+        raise VidmatteError(
+            f"{info.path}: --downsample-ratio {ratio:g} leaves the network fewer than {MIN_NETWORK_SIDE} "
+            f"pixels on the short side of its {info.width}x{info.height} frames; use {least:g} or more "
+            "(or auto)"
+        )
 
 
 def _output_format(out: str | os.PathLike, format: str | None) -> str:

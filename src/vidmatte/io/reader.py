@@ -246,7 +246,10 @@ class _VideoDecoder:
                 raise VidmatteError(f"{path}: no decodable frame ({self.truncation})")
             raise VidmatteError(f"{path}: video without frames")
         self.first = first
-        self.origin = first.pts if first.pts is not None else 0
+        # AVI stores no presentation times: FFmpeg derives them from the decoding order, and with B-frames
+        # they come out shuffled (and the first late); frame i of an AVI shows i frame durations in
+        self._by_index = container.format.name == "avi"
+        self.origin = first.pts if first.pts is not None and not self._by_index else 0
         rate = self._stream.average_rate or self._stream.guessed_rate or DEFAULT_FOLDER_RATE
         self._step = max(1, round(1 / (Fraction(rate) * self.time_base)))
 
@@ -268,7 +271,7 @@ class _VideoDecoder:
             previous = None
             for index, frame in enumerate(_chain_first(self.first, self._decoded)):
                 # a frame without a timestamp follows its predecessor by one nominal frame duration
-                pts = frame.pts - self.origin if frame.pts is not None else None
+                pts = frame.pts - self.origin if frame.pts is not None and not self._by_index else None
                 if pts is None:
                     pts = 0 if previous is None else previous + self._step
                 previous = pts

@@ -17,7 +17,8 @@ suffix        codec               what it stores
 (none)        PNG sequence        colour, alpha or transparent (RGBA), exact
 ============  ==================  ===========================================================
 
-Every output is written under a hidden partial name and renamed when complete (:mod:`.atomic`);
+Every output is locked while written, written under a hidden name unique to the run and renamed when
+complete (:mod:`.atomic`);
 frames are encoded in a background thread; timestamps from the source are kept, so frame count and
 rate (variable ones included) survive, and the source's audio track is copied into video outputs.
 """
@@ -210,6 +211,7 @@ class FrameWriter:
         lossless: bool = False,
         copy_audio: bool = True,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        overwrite: bool = True,
     ) -> None:
         """Open an output for frames like those of ``info`` (same size, rate and timestamps).
 
@@ -222,9 +224,11 @@ class FrameWriter:
             lossless: exact alpha in .mp4 (qp 0) and .webm (VP9 lossless); .mkv and PNG always are.
             copy_audio: copy the source's audio track into a video output.
             queue_size: frames queued for the encoding thread.
+            overwrite: replace an existing output at ``path``; ``False`` refuses one.
 
         Raises:
-            VidmatteError: the folder cannot be written, the type cannot hold ``content``.
+            VidmatteError: the folder cannot be written, another run is writing ``path``, ``path`` exists
+                and ``overwrite`` is false, the type cannot hold ``content``.
         """
         if content not in _CHANNELS:
             raise ValueError(f"content must be one of {sorted(_CHANNELS)}, got {content!r}")
@@ -232,7 +236,7 @@ class FrameWriter:
         self.content = content
         self.frames_written = 0
         self._info = info
-        self._output = AtomicOutput(self.path)
+        self._output = AtomicOutput(self.path, overwrite=overwrite)
         self._video = self.path.suffix.lower() in VIDEO_SUFFIXES
         self._last_pts: int | None = None
         try:

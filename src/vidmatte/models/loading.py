@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from vidmatte.errors import VidmatteError
-from vidmatte.models.registry import build_model
+from vidmatte.models.registry import available_models, build_model
 
 MODEL_KEY = "model"  # safetensors metadata key naming the registry configuration
 # name -> (file in a weights folder, registry configuration)
@@ -135,7 +135,13 @@ def resolve_weights(name_or_path: str | os.PathLike) -> tuple[Path, str | None]:
     return Path(name_or_path), None
 
 
-def load_model(name_or_path: str | os.PathLike, model: str | None = None, device: str = "cpu") -> nn.Module:
+def load_model(
+    name_or_path: str | os.PathLike,
+    model: str | None = None,
+    device: str = "cpu",
+    *,
+    unnamed_advice: str = "pass model=<name>",
+) -> nn.Module:
     """A trained network in evaluation mode.
 
     Args:
@@ -144,6 +150,8 @@ def load_model(name_or_path: str | os.PathLike, model: str | None = None, device
         model: registry name of the network; needed only when the file does not record it
             (``.pt`` files, safetensors written elsewhere).
         device: where to put the network.
+        unnamed_advice: how the caller's user names the network of a file that does not record it
+            (the end of that error message).
 
     A guided filter that was never trained is disabled (see :mod:`vidmatte.models.adam.guided_filter`).
 
@@ -156,7 +164,10 @@ def load_model(name_or_path: str | os.PathLike, model: str | None = None, device
         raise VidmatteError(f"{path}: not a weights file (.safetensors, .pt) nor a default name ({defaults})")
     name = model or known or read_metadata(path).get(MODEL_KEY)
     if name is None:
-        raise VidmatteError(f"{path}: the file does not say which model it holds; pass model=<name>")
+        raise VidmatteError(
+            f"{path}: the file does not say which model it holds ({', '.join(available_models())}); "
+            f"{unnamed_advice}"
+        )
     network = load_weights_into(build_model(name), path, expected_model=name)
     refiner = getattr(network, "refiner", None)
     if refiner is not None:

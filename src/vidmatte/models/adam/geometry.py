@@ -11,6 +11,17 @@ from torch import Tensor
 PAD_MULTIPLE = 16  # the encoder's deepest stride
 AUTO_LONG_SIDE = 512  # automatic downsampling brings the long side to about this many pixels
 TOKEN_STRIDE = 16
+# decision: below 64 pixels on the short side a person covers a handful of 1/16 tokens and the mattes are
+# noise; a frame smaller than that is taken at full size
+MIN_NETWORK_SIDE = 64
+
+
+def min_downsample_ratio(height: int, width: int) -> float:
+    """The smallest ratio that leaves the network :data:`MIN_NETWORK_SIDE` pixels on the short side of a
+    ``height x width`` frame (1 for a frame shorter than that), rounded up to 3 decimals."""
+    short = min(height, width)
+    needed = min(MIN_NETWORK_SIDE, short)
+    return -(-needed * 1000 // short) / 1000
 
 
 def auto_downsample_ratio(height: int, width: int, long_side: int = AUTO_LONG_SIDE) -> float:
