@@ -1,0 +1,1 @@
+"""Real-trained person segmentation, detection and tracks."""
