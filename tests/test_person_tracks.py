@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from torch import Tensor
 
 from vidmatte.cli import main
@@ -241,6 +242,36 @@ def test_the_fallback_finds_a_person_the_detector_never_reports() -> None:
         visible = render(walkers, t)[1]
         assert iou(tracks.masks(t)[1], visible[1]) > 0.8
     assert identities(track(walkers, 12, TrackConfig(fallback=False)), walkers) == {0: {0}}
+
+
+def test_the_fallback_leaves_a_gap_inside_a_detected_person_to_them() -> None:
+    """A segmenter that fills holes on the whole frame (not on crops) finds the gap in a person with a
+    hole (an arm held away from the body) that their crop left out: that gap is no one else."""
+    walker = Walker((220, 30, 30), (80.0, 48.0), radii=(18.0, 30.0))
+
+    def holed(frame: int) -> tuple[np.ndarray, np.ndarray]:
+        image, visible = render([walker], frame)
+        y, x = np.mgrid[0:H, 0:W] + 0.5
+        gap = ((x - 80) / 8) ** 2 + ((y - 48) / 12) ** 2 <= 1
+        image[gap] = GREY
+        return image, visible & ~gap
+
+    def hole_filling_segment(images: Tensor) -> Tensor:
+        probability = fake_segment(images)
+        if images.shape[2] == images.shape[3]:
+            return probability
+        filled = ndimage.binary_fill_holes(probability[0, 0].numpy() > 0.5)
+        return torch.from_numpy(filled)[None, None].float()
+
+    def tracks(config: TrackConfig) -> PersonTracks:
+        frames = (holed(t)[0] for t in range(5))
+        return build_person_tracks(
+            frames, detect=FakeDetector([walker]), segment=hole_filling_segment, config=config
+        )
+
+    found = tracks(DEFAULT_CONFIG)
+    assert len(found.tracks) == 1 and iou(found.masks(2)[0], holed(2)[1][0]) > 0.9
+    assert len(tracks(TrackConfig(fallback_max_contact=1.0)).tracks) == 2
 
 
 def test_overlapping_crops_give_each_pixel_to_one_person() -> None:

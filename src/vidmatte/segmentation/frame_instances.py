@@ -284,8 +284,8 @@ def _fallback_instances(
     """Connected components of the whole frame's confident foreground that no detected person covers.
 
     Components are found at the segmenter's (small) resolution, where an opening removes the slivers
-    along detected people's edges; each one's mask is then taken from the probability at full size,
-    inside the component's bounding box.
+    along detected people's edges and pieces mostly enclosed by detected people are left to them; each
+    one's mask is then taken from the probability at full size, inside the component's bounding box.
     """
     height, width = covered.shape
     scale = config.fallback_size / max(height, width)
@@ -293,17 +293,12 @@ def _fallback_instances(
     probability = _segmented(segment, _resized(_as_tensor(image), size).float().div(255))[0]
     # a small pixel counts as covered where any full-size pixel in it is
     covered_small = F.interpolate(torch.from_numpy(covered)[None, None].float(), size=size, mode="area")
-    free = (probability[0].numpy() > config.mask_threshold) & (covered_small[0, 0].numpy() == 0)
+    people = covered_small[0, 0].numpy() > 0
+    free = (probability[0].numpy() > config.mask_threshold) & ~people
     if config.fallback_opening:
         free = ndimage.binary_opening(free, structure=_disk(config.fallback_opening))
-    labels, count = ndimage.label(free)
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    min_area = config.fallback_min_area * size[0] * size[1]
-    kept = [
-        (label, box)
-        for label, box in enumerate(ndimage.find_objects(labels), start=1)
-        if box is not None and areas[label - 1] >= min_area
-    ]
+    labels, _ = ndimage.label(free)
+    kept = _loose_components(labels, ndimage.binary_dilation(people), config)
     if not kept:
         return []
     confident = _resized(probability[None], (height, width))[0, 0].numpy() > config.mask_threshold
@@ -320,6 +315,40 @@ def _fallback_instances(
             score = float(probability[0].numpy()[labels == label].mean())
             instances.append(Instance(mask, None, score, False))
     return instances
+
+
+def _loose_components(
+    labels: np.ndarray, near_people: np.ndarray, config: TrackConfig
+) -> list[tuple[int, tuple[slice, slice]]]:
+    """The labelled components large enough, and not mostly enclosed by detected people.
+
+    A component whose outline runs along detected people for more than ``config.fallback_max_contact``
+    of its length is a part of them the crops left out (the gap between arm and body, a limb), not
+    another person.
+
+    Args:
+        labels: ``(h, w)`` int, components numbered from 1.
+        near_people: ``(h, w)`` bool, detected people's pixels and their neighbours.
+        config: thresholds.
+
+    Returns:
+        ``(label, bounding box)`` of each component kept.
+    """
+    min_area = config.fallback_min_area * labels.size
+    kept = []
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        component = labels[box] == label
+        if np.count_nonzero(component) < min_area:
+            continue
+        outline = component & ~ndimage.binary_erosion(component)
+        if np.count_nonzero(outline & near_people[box]) > config.fallback_max_contact * np.count_nonzero(
+            outline
+        ):
+            continue
+        kept.append((label, box))
+    return kept
 
 
 def _disk(radius: int) -> np.ndarray:

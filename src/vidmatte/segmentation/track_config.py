@@ -9,8 +9,8 @@ from dataclasses import dataclass
 class TrackConfig:
     """Settings of :func:`~vidmatte.segmentation.tracks.build_person_tracks`.
 
-    The first eleven settle each frame's instances (:mod:`.frame_instances`), the rest their tracks
-    (:mod:`.tracker`).
+    Those up to ``fallback_max_contact`` settle each frame's instances (:mod:`.frame_instances`), the
+    rest their tracks (:mod:`.tracker`).
 
     Attributes:
         min_score: detections scoring below this are ignored, in [0, 1].
@@ -28,6 +28,9 @@ class TrackConfig:
         fallback_opening: radius in pixels, at ``fallback_size``, of the morphological opening that
             removes thin slivers left along detected people's edges before components are counted.
         fallback_min_area: smallest component kept by the fallback, as a fraction of the frame's area.
+        fallback_max_contact: a component whose outline runs along detected people for more than this
+            fraction of its length is taken as a part of them the crops left out (the gap between an arm
+            and the body, a limb) and dropped, not made another person.
         keypoint_weight: share of the keypoint distance in the matching cost, in [0, 1]; the rest is
             ``1 - mask IoU``. Pairs without common confident keypoints use the IoU term alone.
         keypoint_min_score: a keypoint takes part in the distance only where both its scores reach this.
@@ -54,6 +57,7 @@ class TrackConfig:
     fallback_size: int = 256
     fallback_opening: int = 1
     fallback_min_area: float = 0.002
+    fallback_max_contact: float = 0.5
     keypoint_weight: float = 0.5
     keypoint_min_score: float = 0.3
     keypoint_tolerance: float = 0.5
@@ -69,6 +73,7 @@ class TrackConfig:
             "mask_threshold",
             "tie_margin",
             "fallback_min_area",
+            "fallback_max_contact",
             "keypoint_weight",
             "keypoint_min_score",
             "birth_score",
