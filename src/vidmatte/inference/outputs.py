@@ -175,17 +175,22 @@ def _same_file(output: Path, source: Path) -> bool:
         return output.resolve() == source.resolve()
 
 
-def visualise_instances(image: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """Every instance tinted in its :data:`PALETTE` colour over the frame (as the VIM50 figures show them).
+def visualise_instances(
+    image: np.ndarray, alphas: np.ndarray, colours: np.ndarray | None = None
+) -> np.ndarray:
+    """Every instance tinted in its colour over the frame (as the VIM50 figures show them).
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         alphas: ``(N, H, W)`` float32 in [0, 1]; instance ``i`` keeps colour ``i`` on every frame.
+        colours: ``(N, 3)`` RGB in [0, 255]; default: :data:`PALETTE`, cycled.
 
     Returns:
         ``(H, W, 3)`` uint8.
     """
-    colours = PALETTE[np.arange(len(alphas)) % len(PALETTE)] / 255
+    if colours is None:
+        colours = PALETTE[np.arange(len(alphas)) % len(PALETTE)]
+    colours = np.asarray(colours, np.float32) / 255
     total = alphas.sum(axis=0)
     # where instances overlap past 1, their colours mix in proportion
     weights = alphas / np.maximum(total, 1.0)
