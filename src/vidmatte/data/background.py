@@ -1,5 +1,6 @@
-"""Moving backgrounds: a large canvas (a photograph from scikit-image's offline samples, or a
-procedural texture) filmed by a camera that pans and zooms, under changing light.
+"""Moving backgrounds: a large canvas (a photograph from scikit-image's offline samples or from
+folders of real photographs, or a procedural texture) filmed by a camera that pans and zooms,
+under changing light.
 
 A background can be made to resemble a foreground's colours (the hard case for matting) by
 passing that foreground's palette.
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
 
 from vidmatte.data.texture import random_colour, value_noise
+from vidmatte.errors import VidmatteError
+from vidmatte.io.frames import IMAGE_EXTENSIONS
 
 # scikit-image sample images that ship with the package (no download needed)
 PHOTOS = (
@@ -22,6 +26,7 @@ PHOTOS = (
 )  # fmt: skip
 KINDS = ("photo", "noise", "shapes", "stripes")
 _CANVAS_SCALE = 1.5  # canvas side / frame side: room to pan and zoom
+_PHOTO_SIDE = 2048  # real photographs are kept at most this long (memory per worker)
 
 
 @dataclass(frozen=True)
@@ -60,18 +65,21 @@ def sample_background(
     *,
     moving: bool,
     palette: np.ndarray | None = None,
+    photos: tuple[str, ...] = (),
 ) -> Background:
     """Sample a background for a ``height x width`` clip of ``frames`` frames.
 
     Args:
         moving: whether the camera pans and zooms (otherwise only the light changes).
         palette: ``(K, 3)`` colours in [0, 1] to imitate (a foreground's), or ``None``.
+        photos: image files (:func:`list_photos`) that photo backgrounds are drawn from instead of
+            scikit-image's samples; ``()``: the samples.
     """
     canvas_h, canvas_w = int(np.ceil(height * _CANVAS_SCALE)), int(np.ceil(width * _CANVAS_SCALE))
     kind = str(rng.choice(KINDS, p=[0.45, 0.2, 0.2, 0.15]))
     colours = _palette(rng, palette)
     if kind == "photo":
-        canvas = _photo(rng, canvas_h, canvas_w, colours if palette is not None else None)
+        canvas = _photo(rng, canvas_h, canvas_w, colours if palette is not None else None, photos)
     elif kind == "noise":
         noise = value_noise(rng, max(canvas_h, canvas_w), int(rng.integers(3, 10)), 4)[:canvas_h, :canvas_w]
         canvas = _gradient_map(noise, colours)
@@ -150,8 +158,41 @@ def _load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
-def _photo(rng: np.random.Generator, height: int, width: int, colours: np.ndarray | None) -> np.ndarray:
-    image = _load_photo(str(rng.choice(PHOTOS)))
+@functools.lru_cache(maxsize=8)
+def list_photos(folders: tuple[str, ...]) -> tuple[str, ...]:
+    """The image files in ``folders`` and their sub-folders, sorted.
+
+    Raises:
+        VidmatteError: a folder is missing, or none holds an image.
+    """
+    files: list[str] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise VidmatteError(f"{folder}: no such folder of background photographs")
+        files += sorted(
+            str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+    if not files:
+        raise VidmatteError(f"{', '.join(folders)}: no background photograph")
+    return tuple(files)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_file(path: str) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (_PHOTO_SIDE, _PHOTO_SIDE))  # JPEGs decode at a reduced scale
+            image = image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise VidmatteError(f"{path}: unreadable background photograph ({error})") from error
+    image.thumbnail((_PHOTO_SIDE, _PHOTO_SIDE), Image.BILINEAR)
+    return np.asarray(image, np.uint8)
+
+
+def _photo(
+    rng: np.random.Generator, height: int, width: int, colours: np.ndarray | None, photos: tuple[str, ...]
+) -> np.ndarray:
+    image = _load_file(str(rng.choice(photos))) if photos else _load_photo(str(rng.choice(PHOTOS)))
     if rng.random() < 0.5:
         image = image[:, ::-1]
     src_h, src_w = image.shape[:2]

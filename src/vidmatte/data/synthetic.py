@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidmatte.data.background import render_background, sample_background
+from vidmatte.data.background import list_photos, render_background, sample_background
 from vidmatte.data.composite import composite, over_premultiplied, unpremultiply
 from vidmatte.data.figure import FigureParams, render_figure, sample_figure
 
@@ -34,6 +34,9 @@ class ClipSpec:
         camera_motion: probability that the camera pans and zooms.
         lookalike: probability that the background takes a figure's colours.
         veil, glass: probability that a figure wears a veil / holds a glass.
+        backgrounds: folders of real photographs (searched recursively, e.g. the ``backgrounds``
+            folder of ``scripts/fetch_real_images.py``) that photo backgrounds are drawn from
+            instead of scikit-image's samples; ``()``: the samples.
     """
 
     frames: int = 50
@@ -44,6 +47,7 @@ class ClipSpec:
     lookalike: float = 0.25
     veil: float = 0.2
     glass: float = 0.2
+    backgrounds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         low, high = self.instances
@@ -150,7 +154,10 @@ def generate_clip(seed: int, spec: ClipSpec = ClipSpec()) -> Clip:
     figures = plan_figures(rng, spec, count)
     moving = bool(rng.random() < spec.camera_motion)
     palette = figures[-1].palette if rng.random() < spec.lookalike else None
-    background = sample_background(rng, spec.height, spec.width, spec.frames, moving=moving, palette=palette)
+    photos = list_photos(spec.backgrounds) if spec.backgrounds else ()
+    background = sample_background(
+        rng, spec.height, spec.width, spec.frames, moving=moving, palette=palette, photos=photos
+    )
     shape = (spec.frames, spec.height, spec.width)
     fgr = np.empty((*shape, 3), np.float32)
     bgr = np.empty((*shape, 3), np.float32)

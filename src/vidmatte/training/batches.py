@@ -69,7 +69,13 @@ def _open(source: SourceConfig) -> Dataset:
     height, width = source.size
     augment = None if source.augment is None else replace(source.augment, size=(height, width))
     if source.kind == "synthetic":
-        spec = ClipSpec(frames=source.frames, width=width, height=height, instances=source.instances)
+        spec = ClipSpec(
+            frames=source.frames,
+            width=width,
+            height=height,
+            instances=source.instances,
+            backgrounds=tuple(source.backgrounds),
+        )
         return SyntheticMattingDataset(SyntheticConfig(spec=spec, errors=source.errors, augment=augment))
     if augment is None:
         raise VidmatteError(f"data kind {source.kind} needs an augment setting (it sets the clip size)")

@@ -51,7 +51,9 @@ class SourceConfig:
         clips: ``synthetic`` only: cycle through this many distinct clips (a fixed set, e.g. to
             check that a model can fit it); ``None``: every clip is new.
         foregrounds: VideoMatte240K folder with ``fgr/`` and ``pha/`` (``videomatte``, ``instances``).
-        backgrounds: background folders (``videomatte``, ``instances``).
+        backgrounds: background folders (``videomatte``, ``instances``); for ``synthetic``, folders
+            of real photographs (searched recursively) that the generator's photo backgrounds are
+            drawn from instead of scikit-image's samples.
         annotations: annotation JSON (``ytvis``, ``coco``).
         images: image folder (``ytvis``, ``coco``).
         augment: clip augmentation (its ``size`` is replaced by ``size``); ``None``: none
