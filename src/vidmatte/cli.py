@@ -410,9 +410,16 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--masks",
         help="MSG-VIM guidance: YouTube-VIS result JSON, or a folder <masks>/<instance>/<frame>.png "
-        "(frames named as the input folder's, or by frame index for a video: 0.png or 000000.png)",
+        "(frames named as the input folder's, or by frame index for a video: 0.png or 000000.png); "
+        "default: the people are tracked first, as `vidmatte segment` does",
     )
-    p.add_argument("--first-mask", metavar="PNG", help="AdaM: first-frame mask (default: its own mask head)")
+    p.add_argument("--first-mask", metavar="PNG", help="AdaM: first-frame mask (default: from --segmentor)")
+    p.add_argument(
+        "--segmentor",
+        choices=("people", "own"),
+        help="AdaM's first-frame segmentor without --first-mask: people (default: every person the "
+        "person detector and segmenter find on frame 0) or own (the model's own mask head)",
+    )
     p.add_argument(
         "--outputs",
         type=_output_list,
@@ -506,6 +513,7 @@ def _run_matte(args: argparse.Namespace) -> int:
         lossless=args.lossless,
         accept_truncated=args.accept_truncated,
         overwrite=args.overwrite,
+        segmentor=args.segmentor,
     )
     print(result.summary())
     if result.truncation is not None:
@@ -533,6 +541,7 @@ def _run_matte_batch(args: argparse.Namespace) -> int:
         "chunk": args.chunk,
         "lossless": args.lossless,
         "accept_truncated": args.accept_truncated,
+        "segmentor": args.segmentor,
     }
 
     def report(record: ItemRecord) -> None:

@@ -4,7 +4,9 @@ Online, :class:`AdamSession` keeps the video's :class:`~vidmatte.models.adam.mem
 between calls to :meth:`AdamSession.step`; the bank is bounded (frame 0 plus ``N`` recent frames),
 so a session runs over any length of video in constant memory. The first frame's mask comes from
 a :class:`FirstFrameSegmentor`: a mask supplied by the user (:class:`GivenMask`), the model's own
-mask head (:class:`OwnMaskHead`, the default) or any callable with the same signature.
+mask head (:class:`OwnMaskHead`, the default here; ``matte_video`` defaults to every person that
+:class:`vidmatte.segmentation.first_frame.PeopleSegmentor` finds) or any callable with the same
+signature.
 
 Offline, :class:`BidirectionalSession` (and :func:`matte_bidirectional` for one clip) runs a forward
 pass to gather the Fg/Bg memory, then a pass in reverse time starting from that memory (supplementary
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Protocol
@@ -29,14 +32,18 @@ from vidmatte.models.adam.model import AdamModel, AdamOutput
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# frames without anyone that a session outputs as empty while its segmentor keeps looking; then the
+# model's own mask head starts the memory
+FIRST_MASK_PATIENCE = 25
 PINNED_ENTRIES = 2  # forward-pass entries a bi-directional window's reverse pass keeps to its end
 
 
 class FirstFrameSegmentor(Protocol):
     """Anything that gives the first frame's foreground mask."""
 
-    def __call__(self, frame: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, 1, H, W)`` foreground probability in ``[0, 1]``."""
+    def __call__(self, frame: Tensor) -> Tensor | None:
+        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, 1, H, W)`` foreground probability in ``[0, 1]``;
+        ``None`` when it finds nobody (the session then falls back to the model's own mask head)."""
         ...
 
 
@@ -129,7 +136,9 @@ class AdamSession:
             of an exported graph (float32, not compiled; ``channels_last`` does not apply).
         first_mask: the first frame's mask (see :class:`GivenMask`); ``None`` uses ``segmentor``.
         segmentor: the first-frame segmentor when ``first_mask`` is ``None``; default
-            :class:`OwnMaskHead`.
+            :class:`OwnMaskHead`. While it finds nobody (it returns ``None``), frames come out empty
+            (alpha 0) and it tries the next one; after :data:`FIRST_MASK_PATIENCE` such frames the
+            model's own head starts the memory, with a warning.
         downsample_ratio: network resolution relative to the frames; ``None`` picks it so that the
             long side is about 512 pixels (HD frames then go through the guided filter).
         precision: ``"fp32"``, ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU autocast).
@@ -179,6 +188,7 @@ class AdamSession:
             segmentor = GivenMask(first_mask)
         self.segmentor: FirstFrameSegmentor = segmentor or OwnMaskHead(model, downsample_ratio)
         self.memory: MemoryBank = model.empty_memory()
+        self.waited = 0  # frames the segmentor found nobody on, before the memory started
 
     @torch.inference_mode()
     def step(self, frame: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
@@ -193,6 +203,16 @@ class AdamSession:
         image = as_frame(frame).to(self.device).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.precision):
             first_mask = self.segmentor(image) if len(self.memory) == 0 else None
+            if len(self.memory) == 0 and first_mask is None:
+                if self.waited < FIRST_MASK_PATIENCE:  # nobody yet (a fade-in, an empty shot): wait
+                    self.waited += 1
+                    return image.new_zeros(image.shape[0], 1, *image.shape[2:]).float(), image.float()
+                warnings.warn(
+                    f"the first-frame segmentor found nobody in {self.waited + 1} frames: the model "
+                    "segments this frame itself",
+                    stacklevel=2,
+                )
+                first_mask = OwnMaskHead(self.model, self.downsample_ratio)(image)
             output, self.memory = self.model(
                 image, self.memory, first_mask=first_mask, downsample_ratio=self.downsample_ratio
             )

@@ -19,7 +19,8 @@ import numpy as np
 
 from vidmatte.errors import VidmatteError
 
-if TYPE_CHECKING:  # the MSG-VIM module imports torch, which an engine of another runtime need not
+if TYPE_CHECKING:  # the session modules import torch, which an engine of another runtime need not
+    from vidmatte.inference.adam import FirstFrameSegmentor
     from vidmatte.inference.msgvim import ChunkMatter
 
 MODELS = ("adam", "msgvim")
@@ -88,18 +89,28 @@ class Engine(Protocol):
 
     settings: EngineSettings
 
-    def adam_online(self, first_mask: np.ndarray | None, downsample_ratio: float | None) -> FrameMatter:
+    def adam_online(
+        self,
+        first_mask: np.ndarray | None,
+        downsample_ratio: float | None,
+        segmentor: FirstFrameSegmentor | None = None,
+    ) -> FrameMatter:
         """A fresh online AdaM matter for one video.
 
         Args:
             first_mask: ``(H, W)`` float32 in [0, 1], the first frame's foreground (already checked to
-                fit the frames); ``None`` lets the model segment the first frame itself.
+                fit the frames); ``None`` uses ``segmentor``.
             downsample_ratio: network resolution relative to the frames; ``None``: automatic.
+            segmentor: segments the first frame when ``first_mask`` is ``None``; ``None``: the model's
+                own mask head.
         """
         ...
 
     def adam_bidirectional(
-        self, first_mask: np.ndarray | None, downsample_ratio: float | None
+        self,
+        first_mask: np.ndarray | None,
+        downsample_ratio: float | None,
+        segmentor: FirstFrameSegmentor | None = None,
     ) -> WindowMatter:
         """A fresh offline AdaM matter for one video, called on its consecutive windows
         (:class:`~vidmatte.inference.adam.BidirectionalSession`); arguments as :meth:`adam_online`."""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from vidmatte.errors import VidmatteError
-from vidmatte.inference.adam import AdamSession, BidirectionalSession, autocast
+from vidmatte.inference.adam import AdamSession, BidirectionalSession, FirstFrameSegmentor, autocast
 from vidmatte.inference.engine import DTYPES, EngineSettings, FrameMatter, WindowMatter
 from vidmatte.inference.msgvim import ChunkMatter, MsgVimSession
 from vidmatte.models.adam.model import AdamModel
@@ -57,9 +57,14 @@ class TorchEngine:
     def precision(self) -> str:
         return DTYPES[self.settings.dtype]
 
-    def adam_online(self, first_mask: np.ndarray | None, downsample_ratio: float | None) -> FrameMatter:
+    def adam_online(
+        self,
+        first_mask: np.ndarray | None,
+        downsample_ratio: float | None,
+        segmentor: FirstFrameSegmentor | None = None,
+    ) -> FrameMatter:
         session = AdamSession(
-            self.network, _mask(first_mask), downsample_ratio=downsample_ratio, precision=self.precision
+            self.network, _mask(first_mask), segmentor, downsample_ratio, precision=self.precision
         )
 
         def step(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,10 +74,13 @@ class TorchEngine:
         return step
 
     def adam_bidirectional(
-        self, first_mask: np.ndarray | None, downsample_ratio: float | None
+        self,
+        first_mask: np.ndarray | None,
+        downsample_ratio: float | None,
+        segmentor: FirstFrameSegmentor | None = None,
     ) -> WindowMatter:
         session = BidirectionalSession(
-            self.network, _mask(first_mask), downsample_ratio=downsample_ratio, precision=self.precision
+            self.network, _mask(first_mask), segmentor, downsample_ratio, precision=self.precision
         )
 
         def window(frames: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

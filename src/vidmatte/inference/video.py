@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import open_background
-from vidmatte.inference.engine import Engine, EngineSettings, FrameMatter, load_engine
+from vidmatte.inference.engine import Engine, EngineSettings, FrameMatter, WindowMatter, load_engine
 from vidmatte.inference.msgvim import (
     CHUNK_SIZE,
     ChunkMatter,
@@ -59,6 +60,7 @@ from vidmatte.io.masks import read_mask, read_ytvis_json
 from vidmatte.io.reader import Frame, VideoInfo, open_frames
 from vidmatte.models.adam.geometry import MIN_NETWORK_SIDE, min_downsample_ratio
 
+SEGMENTORS = ("people", "own")  # AdaM's first-frame segmentors
 BIDIRECTIONAL_WINDOW = 50  # frames per forward + backward window of bi-directional AdaM
 
 
@@ -119,6 +121,7 @@ def matte_video(
     engine: Engine | None = None,
     accept_truncated: bool = False,
     overwrite: bool = False,
+    segmentor: str | None = None,
 ) -> MatteResult:
     """Matte a video with AdaM (everyone in one matte) or MSG-VIM (one matte per instance).
 
@@ -128,12 +131,18 @@ def matte_video(
             video file (``.mp4``, ``.mov``, ``.webm``, ``.mkv``; its suffix gives the format).
         model: ``"adam"`` or ``"msgvim"``.
         checkpoint: weights file; default the shipped ``adam-default`` / ``msgvim-default``.
-        masks: MSG-VIM's guidance (required for it): a YouTube-VIS result JSON (tracks of one video),
-            or a folder ``<masks>/<instance>/<frame>.png`` (binarised at >= 128) whose frames are named
-            like the input folder's frames, or for a video input by frame index (``0.png`` or
-            ``000000.png``, from 0); a frame without a mask file is an empty mask.
+        masks: MSG-VIM's guidance: a YouTube-VIS result JSON (tracks of one video), or a folder
+            ``<masks>/<instance>/<frame>.png`` (binarised at >= 128) whose frames are named like the
+            input folder's frames, or for a video input by frame index (``0.png`` or ``000000.png``,
+            from 0); a frame without a mask file is an empty mask. ``None``: the people are tracked
+            first with :func:`vidmatte.segmentation.tracks.default_track_builder` (and it says so).
         first_mask: AdaM's first-frame mask (a PNG of the frames' size, >= 128 is foreground);
-            default: the model segments the first frame itself.
+            default: ``segmentor`` segments the first frame.
+        segmentor: AdaM's first-frame segmentor without ``first_mask``: ``"people"`` (default: every
+            person that :class:`~vidmatte.segmentation.first_frame.PeopleSegmentor` finds; frames with
+            nobody come out empty until someone appears, and after
+            :data:`~vidmatte.inference.adam.FIRST_MASK_PATIENCE` of them the model's own head starts,
+            with a warning) or ``"own"`` (the model's own mask head).
         outputs: any of :data:`~vidmatte.inference.outputs.OUTPUT_KINDS`.
         format: ``"mp4"`` (H.264), ``"prores"`` (ProRes 4444 ``.mov``), ``"webm"`` (VP9), ``"mkv"``
             (FFV1, lossless) or ``"png"`` (folders of PNGs); default: ``out``'s suffix, else ``"mp4"``.
@@ -166,11 +175,15 @@ def matte_video(
     """
     input = Path(input)
     settings = EngineSettings(model, checkpoint, device, dtype)
-    kinds = _check_options(settings, outputs, masks, first_mask, bidirectional, chunk, downsample_ratio)
+    kinds = _check_options(
+        settings, outputs, masks, first_mask, bidirectional, chunk, downsample_ratio, segmentor
+    )
     format = _output_format(out, format)
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(open_frames(input, accept_truncated=accept_truncated))
         info = reader.info
+        if model == "msgvim" and masks is None:
+            masks = _track_people(input, device, Path(stack.enter_context(tempfile.TemporaryDirectory())))
         if downsample_ratio is not None:
             _check_downsample_ratio(downsample_ratio, info)
         guidance = _InstanceGuidance(Path(masks), info) if masks is not None else None
@@ -190,10 +203,19 @@ def matte_video(
             raise VidmatteError(f"the engine runs {engine.settings.model}, not {model}")
         if guidance is not None:
             matted = guidance.matte(reader, engine.msgvim_chunks(), chunk or CHUNK_SIZE)
-        elif bidirectional:
-            matted = _bidirectional(reader, engine, first, downsample_ratio, chunk or BIDIRECTIONAL_WINDOW)
         else:
-            matted = _online(reader, engine.adam_online(first, downsample_ratio))
+            people = None
+            if first is None and segmentor != "own":
+                from vidmatte.segmentation.first_frame import PeopleSegmentor
+
+                people = PeopleSegmentor(device=device)
+            if bidirectional:
+                window = chunk or BIDIRECTIONAL_WINDOW
+                matted = _bidirectional(
+                    reader, engine.adam_bidirectional(first, downsample_ratio, people), window
+                )
+            else:
+                matted = _online(reader, engine.adam_online(first, downsample_ratio, people))
         if progress is None:
             progress = sys.stderr.isatty()
         bar = stack.enter_context(
@@ -220,6 +242,7 @@ def _check_options(
     bidirectional: bool,
     chunk: int | None,
     downsample_ratio: float | None,
+    segmentor: str | None,
 ) -> list[str]:
     """The output kinds, after refusing options that the model does not take."""
     kinds = list(dict.fromkeys(outputs))
@@ -231,10 +254,11 @@ def _check_options(
         raise VidmatteError(f"chunk must be at least 1 frame, got {chunk}")
     if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
         raise VidmatteError(f"downsample ratio must be in (0, 1], got {downsample_ratio}")
+    if segmentor not in (None, *SEGMENTORS):
+        raise VidmatteError(f"unknown segmentor {segmentor!r}; expected one of {', '.join(SEGMENTORS)}")
     if settings.model == "msgvim":
-        if masks is None:
-            raise VidmatteError("MSG-VIM needs guidance masks (--masks tracks.json or a folder of masks)")
         refused = {
+            "--segmentor (AdaM's first-frame segmentor)": segmentor is not None,
             "--first-mask (AdaM's; MSG-VIM takes --masks)": first_mask is not None,
             "--bidirectional (AdaM's)": bidirectional,
             "--downsample-ratio (AdaM's)": downsample_ratio is not None,
@@ -251,6 +275,23 @@ def _check_options(
         if given:
             raise VidmatteError(f"{settings.model} does not take {option}")
     return kinds
+
+
+def _track_people(input: Path, device: str, folder: Path) -> Path:
+    """MSG-VIM's guidance when none is given: the people's tracks, as ``vidmatte segment`` makes them."""
+    from vidmatte.segmentation.tracks import default_track_builder
+
+    print(f"{input}: no --masks given: tracking the people first (as vidmatte segment does)", file=sys.stderr)
+    with open_frames(input, accept_truncated=True) as frames:
+        tracks = default_track_builder(device)(frame.image for frame in frames)
+    if not tracks.tracks:
+        raise VidmatteError(
+            f"{input}: nobody found to matte (MSG-VIM mattes people; --model adam mattes all)"
+        )
+    print(f"{input}: {len(tracks.tracks)} people tracked", file=sys.stderr)
+    path = folder / "tracks.json"
+    tracks.write_json(path)
+    return path
 
 
 def _check_downsample_ratio(ratio: float, info: VideoInfo) -> None:
@@ -297,14 +338,7 @@ def _online(frames: Iterable[Frame], matter: FrameMatter) -> Iterator[MattedFram
         yield MattedFrame(frame, alpha[None], foreground)
 
 
-def _bidirectional(
-    frames: Iterable[Frame],
-    engine: Engine,
-    first_mask: np.ndarray | None,
-    downsample_ratio: float | None,
-    window: int,
-) -> Iterator[MattedFrame]:
-    matter = engine.adam_bidirectional(first_mask, downsample_ratio)
+def _bidirectional(frames: Iterable[Frame], matter: WindowMatter, window: int) -> Iterator[MattedFrame]:
     for batch in _batches(frames, window):
         # the backward pass yields the last frame first; mattes wait as 8 bits for their turn
         mattes = {

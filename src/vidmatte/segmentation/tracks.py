@@ -148,10 +148,10 @@ def build_person_tracks(
     return PersonTracks(tracks, count, *tracker.size)
 
 
-def default_track_builder(
+def load_person_models(
     device: str | torch.device = "cpu", config: TrackConfig | None = None
-) -> TrackBuilder:
-    """:func:`build_person_tracks` with the shipped MoveNet MultiPose detector and selfie segmenter.
+) -> tuple[Detector, Segmenter]:
+    """The shipped MoveNet MultiPose detector and selfie segmenter, as a ``(detect, segment)`` pair.
 
     Args:
         device: where both networks run.
@@ -165,11 +165,22 @@ def default_track_builder(
     segmenter = load_selfie_segmentation("general", device)
 
     def detect(image: np.ndarray) -> Detections:
-        return detect_people(detector, image, min_score=config.min_score)
+        # never upscaled: on a small frame the people are no larger for it, only slower to find
+        width = min(config.detect_width, image.shape[1])
+        return detect_people(detector, image, min_score=config.min_score, input_width=width)
 
     def segment(images: Tensor) -> Tensor:
         return segment_people(segmenter, images.to(device)).cpu()
 
+    return detect, segment
+
+
+def default_track_builder(
+    device: str | torch.device = "cpu", config: TrackConfig | None = None
+) -> TrackBuilder:
+    """:func:`build_person_tracks` with the models of :func:`load_person_models`."""
+    config = config or DEFAULT_CONFIG
+    detect, segment = load_person_models(device, config)
     return functools.partial(build_person_tracks, detect=detect, segment=segment, config=config)
 
 
