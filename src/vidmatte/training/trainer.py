@@ -252,7 +252,7 @@ class Trainer:
         deadline = None if config.time_limit is None else time.monotonic() + config.time_limit
         self.network.train()
         try:
-            while self.step < config.steps:
+            while self.step < min(config.steps, config.stop_at or config.steps):
                 result, lr = self._iteration()
                 names = ["loss", *result.terms]
                 values = mean_over_ranks(
@@ -270,7 +270,8 @@ class Trainer:
                 if config.image_every and self.step % config.image_every == 0:
                     reporter.images(self.step, result.frames, result.alpha.detach(), result.truth)
                 out_of_time = deadline is not None and _agreed(context, time.monotonic() >= deadline)
-                if self.step % config.save_every == 0 or self.step == config.steps or out_of_time:
+                last = self.step in (config.steps, config.stop_at)
+                if self.step % config.save_every == 0 or last or out_of_time:
                     self.save()
                 if config.validate_every and self.step % config.validate_every == 0:
                     reporter.scalars(self.step, "val", self.validate())
