@@ -42,6 +42,10 @@ class PeopleSegmentor:
         self.detect, self.segment = detect, segment
 
     def __call__(self, frames: Tensor) -> Tensor | None:
+        with torch.autocast(frames.device.type, enabled=False):  # its models run in float32 always
+            return self._segment(frames)
+
+    def _segment(self, frames: Tensor) -> Tensor | None:
         masks = []
         for frame in frames:
             image = (frame.float().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
