@@ -1,0 +1,163 @@
+"""How the default weights matte real people: agreement with the person tracks on real clips, and figures.
+
+Usage: ``python benchmarks/real_footage.py [--adam adam-default] [--msgvim msgvim-default] [--frames 60]
+[--cache DIR] [--json docs/real_footage.json] [--figures docs]``
+
+Clips: OpenCV's ``vtest.avi`` (pedestrians seen from above, from frame 100) and ``Megamind.avi``
+(close-ups, from frame 30, after its fade-in), ``--frames`` frames each, at their own size. Neither is
+ever trained on. For each clip:
+
+- the person tracks of :func:`~vidmatte.segmentation.tracks.default_track_builder` (cached in ``--cache``);
+- ``adam_iou``: AdaM online with its default first-frame segmentor; per frame, the IoU of ``alpha > 0.5``
+  with the union of the tracks' masks; the mean over frames (frames where both are empty count 1);
+- ``msgvim_iou``: MSG-VIM guided by the tracks (chunks of 10); per instance and frame, the IoU of
+  ``alpha > 0.5`` with that track's mask; the mean over the tracks' frames.
+
+Figures: ``real_tracks.png`` (input, tracks, AdaM's first-frame mask) and ``real_footage.png``
+(input, AdaM alpha, composite over green) on two frames of each clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+CLIPS = {"vtest": (DATA / "vtest.avi", 100), "Megamind": (DATA / "Megamind.avi", 30)}
+GREEN = np.array([0, 177, 64], np.float32)
+
+
+def clip_frames(video: Path, start: int, count: int) -> list[np.ndarray]:
+    from vidmatte.io.reader import open_frames
+
+    with open_frames(video) as reader:
+        return [f.image for f in reader if start <= f.index < start + count]
+
+
+def person_tracks(name: str, frames: list[np.ndarray], cache: Path):
+    """``(N, T, H, W)`` bool track masks, computed once and kept in ``cache``."""
+    from vidmatte.io.masks import decode_rle, read_ytvis_json
+    from vidmatte.segmentation.tracks import default_track_builder
+
+    path = cache / f"{name}-{len(frames)}.json"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        default_track_builder()(iter(frames)).write_json(path)
+    height, width = frames[0].shape[:2]
+    empty = np.zeros((height, width), bool)
+    return np.array(
+        [[decode_rle(s) if s is not None else empty for s in t.segmentations] for t in read_ytvis_json(path)],
+        bool,
+    ).reshape(-1, len(frames), height, width)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def adam_mattes(weights: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """AdaM's alphas ``(H, W)`` in [0, 1] and its first-frame mask, with the default segmentor."""
+    from vidmatte import load_model
+    from vidmatte.inference.adam import AdamSession
+    from vidmatte.segmentation.first_frame import PeopleSegmentor
+
+    segmentor = PeopleSegmentor()
+    first: list[torch.Tensor] = []
+
+    def remember(frame: torch.Tensor) -> torch.Tensor | None:
+        mask = segmentor(frame)
+        first.append(torch.zeros_like(frame[:, :1]) if mask is None else mask)
+        return mask
+
+    session = AdamSession(load_model(weights), segmentor=remember)
+    alphas = [session.step(frame)[0][0, 0].numpy() for frame in frames]
+    return alphas, first[-1][0, 0].numpy()
+
+
+def msgvim_mattes(weights: str, frames: list[np.ndarray], tracks: np.ndarray) -> np.ndarray:
+    """``(N, T, H, W)`` alphas guided by ``tracks``."""
+    from vidmatte import load_model
+    from vidmatte.inference.msgvim import MsgVimSession
+
+    session = MsgVimSession(load_model(weights))
+    others = np.stack([np.delete(tracks, i, axis=0).any(0) for i in range(len(tracks))])
+    rgb = np.stack(frames).astype(np.float32) / 255
+    chunks = [
+        session(rgb[s : s + 10], tracks[:, s : s + 10], others[:, s : s + 10])
+        for s in range(0, len(frames), 10)
+    ]
+    return np.concatenate(chunks, axis=1)
+
+
+def tinted(image: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    from vidmatte.segmentation.preview import render_tracks
+
+    return render_tracks(image, masks, list(range(len(masks))))
+
+
+def sheet(rows: list[list[np.ndarray]], path: Path, width: int = 320) -> None:
+    tiles = [[Image.fromarray(t).convert("RGB") for t in row] for row in rows]
+    tiles = [[t.resize((width, round(t.height * width / t.width))) for t in row] for row in tiles]
+    heights = [max(t.height for t in row) for row in tiles]
+    canvas = Image.new("RGB", (width * max(len(r) for r in tiles), sum(heights)), "white")
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas.paste(tile, (c * width, sum(heights[:r])))
+    canvas.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adam", default="adam-default")
+    parser.add_argument("--msgvim", default="msgvim-default")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/vidmatte-real-tracks"))
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--figures", type=Path)
+    args = parser.parse_args()
+    results, track_rows, matte_rows = {}, [], []
+    for name, (video, start) in CLIPS.items():
+        frames = clip_frames(video, start, args.frames)
+        tracks = person_tracks(name, frames, args.cache)
+        everyone = tracks.any(0)
+        alphas, first = adam_mattes(args.adam, frames)
+        instances = msgvim_mattes(args.msgvim, frames, tracks) if len(tracks) else tracks
+        pairs = [(i, t) for i in range(len(tracks)) for t in range(len(frames)) if tracks[i, t].any()]
+        results[name] = {
+            "frames": len(frames),
+            "people": len(tracks),
+            "adam_iou": float(np.mean([iou(a > 0.5, m) for a, m in zip(alphas, everyone, strict=True)])),
+            "msgvim_iou": float(np.mean([iou(instances[i, t] > 0.5, tracks[i, t]) for i, t in pairs]))
+            if pairs
+            else float("nan"),
+        }
+        print(
+            name,
+            " ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results[name].items()
+            ),
+        )
+        for t in (0, len(frames) - 1):
+            image = frames[t]
+            first_mask = [(first * 255).astype(np.uint8)] if t == 0 else []
+            track_rows.append([image, tinted(image, tracks[:, t]), *first_mask])
+            alpha = alphas[t][..., None]
+            composite = image * alpha + GREEN * (1 - alpha)
+            matte_rows.append([image, (alphas[t] * 255).astype(np.uint8), composite.astype(np.uint8)])
+    if args.json:
+        args.json.write_text(
+            json.dumps({"adam": args.adam, "msgvim": args.msgvim, "clips": results}, indent=2)
+        )
+    if args.figures:
+        sheet(track_rows, args.figures / "real_tracks.png")
+        sheet(matte_rows, args.figures / "real_footage.png")
+
+
+if __name__ == "__main__":
+    main()
