@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from vidmatte import __version__
-from vidmatte.errors import VidmatteError
+from vidmatte.errors import VidmatteError, VidmatteWarning
 
 
 def _positive_int(text: str) -> int:
@@ -706,8 +708,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warnings_as_lines() -> None:
+    """Show every :class:`VidmatteWarning` as one ``vidmatte: warning: ...`` line on stderr."""
+    shown = warnings.showwarning
+    if getattr(shown, "vidmatte", False):
+        return
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, VidmatteWarning):
+            print(f"vidmatte: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.vidmatte = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+    warnings.simplefilter("always", VidmatteWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _print_warnings_as_lines()
     try:
         return args.run(args)
     except VidmatteError as error:
