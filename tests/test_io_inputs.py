@@ -158,6 +158,30 @@ def test_a_mp4_output_of_a_rotated_video_is_upright_at_the_displayed_size(tmp_pa
         assert (frame.width, frame.height, frame.rotation) == (W, H, 0)
 
 
+def test_masks_of_a_rotated_video_are_drawn_on_the_displayed_frames(tmp_path: Path, weights, capsys) -> None:
+    phone = _encode(tmp_path / "phone.mp4", [_stored(_frame(t), 90) for t in range(3)], 90)
+    write_image(tmp_path / "upright.png", (_frame(0)[..., 0] > 200).astype(np.uint8) * 255)
+    write_image(tmp_path / "sideways.png", np.zeros((W, H), np.uint8))
+    before = _hashes(phone, tmp_path / "upright.png", tmp_path / "sideways.png")
+    adam = ("--checkpoint", str(weights["adam"]), "--outputs", "alpha", "--format", "png")
+    code, error = _matte(
+        capsys, str(phone), "--out", str(tmp_path / "a"), "--first-mask", str(tmp_path / "upright.png"), *adam
+    )
+    assert code == 0, error
+    code, error = _matte(
+        capsys,
+        str(phone),
+        "--out",
+        str(tmp_path / "b"),
+        "--first-mask",
+        str(tmp_path / "sideways.png"),
+        *adam,
+    )
+    assert code == 2
+    _one_error(error, rf"^\S*sideways\.png: mask size {H}x{W} does not fit frames of {W}x{H}")
+    assert _hashes(phone, tmp_path / "upright.png", tmp_path / "sideways.png") == before
+
+
 def test_orientation_of_each_matrix() -> None:
     image = np.arange(6).reshape(2, 3)
     np.testing.assert_array_equal(Orientation(True, True, False).apply(image), np.rot90(image))

@@ -235,6 +235,8 @@ class MsgVimSession:
             halved whenever the accelerator runs out of memory).
         margin: padding around each frame, as the reference.
         device: where the network runs.
+        channels_last: hold the network's weights channels-last, so that its convolutions run in that
+            layout (on a CPU about 1.5x faster than contiguous; results differ by about 1e-6).
     """
 
     model: MsgVim | MsgVimRunner
@@ -242,12 +244,15 @@ class MsgVimSession:
     instance_batch: int | None = None
     margin: int = MARGIN
     device: torch.device | str = "cpu"
+    channels_last: bool = True
 
     _states: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, MsgVim):
             self.model.eval()
+            if self.channels_last:
+                self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:

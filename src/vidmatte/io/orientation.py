@@ -1,7 +1,7 @@
 """How a video asks to be shown: the right-angle rotation (and mirroring) of its display matrix.
 
 Phone videos are stored as the sensor recorded them (often sideways) with a display matrix, in the
-MP4/MOV track header or Matroska's projection, or as a frame's side data, which tells players how to
+MP4/MOV track header or the Matroska track, or as a frame's side data, which tells players how to
 turn them. FFmpeg's display matrix maps a stored pixel ``(x, y)`` to the displayed ``(x', y')`` by
 
     x' = a x + c y + u,    y' = b x + d y + v
