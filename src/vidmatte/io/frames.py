@@ -133,7 +133,7 @@ def _pillow_channels(image: Image.Image) -> np.ndarray:
     if image.mode in _SIXTEEN_BIT_GREY_MODES:
         return _top_byte(np.asarray(image))[..., None]
     if image.mode == "F":
-        return _linearto_u8(np.asarray(image, dtype=np.float32))[..., None]
+        return _linear_to_u8(np.asarray(image, dtype=np.float32))[..., None]
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
         grey = image.mode in _GREY_MODES
         alpha = any(band in ("A", "a") for band in image.getbands()) or "transparency" in image.info
@@ -158,7 +158,7 @@ def _read_with_ffmpeg(path: Path) -> np.ndarray:
             if "f32" in layout.name or "f16" in layout.name:
                 values = frame.to_ndarray().astype(np.float32)
                 values = values[..., None] if values.ndim == 2 else values
-                colour = _linearto_u8(values[..., : 1 if grey else 3])
+                colour = _linear_to_u8(values[..., : 1 if grey else 3])
                 return np.concatenate([colour, to_u8(values[..., -1:])], -1) if alpha else colour
             target = "rgba64le" if alpha else ("gray16le" if grey else "rgb48le")
             channels = _top_byte(frame.to_ndarray(format=target))
@@ -179,7 +179,7 @@ def _top_byte(values: np.ndarray) -> np.ndarray:
     return (values.astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8)
 
 
-def _linearto_u8(values: np.ndarray) -> np.ndarray:
+def _linear_to_u8(values: np.ndarray) -> np.ndarray:
     """Linear light to 8-bit sRGB: the sRGB transfer curve on values clipped to [0, 1], rounded."""
     linear = np.clip(values, 0.0, 1.0)
     encoded = np.where(
