@@ -16,7 +16,7 @@ from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import VideoBackground, fit_to, open_background
 from vidmatte.inference.engine import EngineSettings, load_engine
-from vidmatte.inference.outputs import PALETTE, TINT, visualise_instances
+from vidmatte.inference.outputs import TINT, instance_colours, visualise_instances
 from vidmatte.inference.video import matte_video
 from vidmatte.io.frames import list_frames, read_grey_u8, read_rgb_u8, write_image
 from vidmatte.io.masks import Track, encode_rle, write_ytvis_json
@@ -404,11 +404,21 @@ def test_instance_colours_are_stable_and_tint_the_frame() -> None:
     alphas[1, :, 3:] = 1
     view = visualise_instances(image, alphas).astype(float)
     for index, columns in ((0, slice(0, 3)), (1, slice(3, 6))):
-        expected = 100 * (1 - TINT) + TINT * PALETTE[index]
+        expected = 100 * (1 - TINT) + TINT * instance_colours(2)[index]
         assert np.abs(view[:, columns] - expected).max() <= 0.5
     assert np.array_equal(
         visualise_instances(image, alphas[:1])[:, :3], visualise_instances(image, alphas)[:, :3]
     )
+
+
+def test_instance_colours_never_repeat_and_keep_their_order() -> None:
+    colours = instance_colours(200).round().astype(int)
+    assert len({tuple(c) for c in colours}) == 200
+    # the first instances, the ones people tell apart by eye, differ clearly
+    first = colours[:20]
+    distances = np.abs(first[:, None] - first[None]).sum(-1) + 999 * np.eye(20, dtype=int)
+    assert distances.min() > 40
+    assert np.array_equal(instance_colours(5), instance_colours(200)[:5])
 
 
 def test_backgrounds_cover_the_frame_and_videos_loop(tmp_path: Path) -> None:

@@ -120,7 +120,8 @@ def test_weights_through_the_cli(vim: Path, tmp_path: Path, capsys):
     )
     assert len(list_frames(out / "clip0" / "a")) == FRAMES
     bare = tmp_path / "bare.safetensors"
-    save_file(_tiny_session().model.state_dict(), str(bare))  # records no model name
+    # records no model name; a session holds its weights channels-last, a file holds them packed
+    save_file({k: v.contiguous() for k, v in _tiny_session().model.state_dict().items()}, str(bare))
     assert main([*args, "--model", "msgvim-tiny", "--weights", str(bare)]) == 0
     assert main([*args, "--model", "msgvim-small", "--weights", str(bare)]) == 2
     assert "weights do not fit MsgVim" in capsys.readouterr().err

@@ -226,11 +226,11 @@ BAD_MATTE_INPUTS = {
     ),
     "png masks for more frames": (
         lambda d, c: (c, d / "masks", (*MSGVIM, "--masks", str(_masks_folder(d / "masks", FRAMES + 3)))),
-        f"masks for {FRAMES + 3} frames, the video has {FRAMES}",
+        f"mask of frame {FRAMES}, the video has {FRAMES} frames",
     ),
     "rle masks for more frames": (
         lambda d, c: (c, d / "vis.json", (*MSGVIM, "--masks", str(_tracks(d / "vis.json", [None] * 9)))),
-        "masks for 9 frames, the video has 6",
+        "track 0 has 9 frames, the video 6",
     ),
     "rle of another size": (
         lambda d, c: (

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import list_frames, read_rgb, select_folders, to_u8, write_image
-from vidmatte.io.masks import Track, read_mask, read_ytvis_json
+from vidmatte.io.masks import Track, check_mask_size, read_mask, read_ytvis_json
 from vidmatte.models.msgvim.model import SIZE_MULTIPLE, MsgVim
 from vidmatte.models.msgvim.temporal_guidance import TemporalState
 
@@ -41,6 +41,10 @@ class InstanceGuidance(Protocol):
 
     def masks(self, frame: int, stem: str, size: tuple[int, int]) -> np.ndarray:
         """``(N, H, W)`` bool masks of every instance at frame index ``frame`` (file stem ``stem``)."""
+        ...
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """Refuse masks that do not fit frames of ``size`` ``(H, W)``, before any frame is matted."""
         ...
 
 
@@ -84,14 +88,20 @@ class PngGuidance:
         masks = np.zeros((len(self.names), *size), dtype=bool)
         for index, files in enumerate(self._files):
             if stem in files:
-                mask = read_mask(files[stem])
-                if mask.shape != tuple(size):
-                    raise VidmatteError(
-                        f"{files[stem]}: mask size {mask.shape[1]}x{mask.shape[0]} does not fit frames of "
-                        f"{size[1]}x{size[0]}"
-                    )
-                masks[index] = mask
+                masks[index] = self._read(files[stem], size)
         return masks
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """Read each instance's first mask file; every later one is checked when it is read."""
+        for files in self._files:
+            if files:
+                self._read(next(iter(files.values())), size)
+
+    @staticmethod
+    def _read(path: Path, size: tuple[int, int]) -> np.ndarray:
+        mask = read_mask(path)
+        check_mask_size(mask.shape, size, str(path))
+        return mask
 
 
 class TrackGuidance:
@@ -120,6 +130,11 @@ class TrackGuidance:
         for index, track in enumerate(self._tracks):
             masks[index] = track.mask(frame, size, f"{self._source} track {index}")
         return masks
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """Compare every segmentation's RLE size with ``size`` (nothing is decoded)."""
+        for index, track in enumerate(self._tracks):
+            track.check_size(size, f"{self._source} track {index}")
 
 
 def union_of_others(masks: np.ndarray) -> np.ndarray:
@@ -220,6 +235,8 @@ class MsgVimSession:
             halved whenever the accelerator runs out of memory).
         margin: padding around each frame, as the reference.
         device: where the network runs.
+        channels_last: hold the network's weights channels-last, so that its convolutions run in that
+            layout (on a CPU about 1.5x faster than contiguous; results differ by about 1e-6).
     """
 
     model: MsgVim | MsgVimRunner
@@ -227,12 +244,15 @@ class MsgVimSession:
     instance_batch: int | None = None
     margin: int = MARGIN
     device: torch.device | str = "cpu"
+    channels_last: bool = True
 
     _states: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, MsgVim):
             self.model.eval()
+            if self.channels_last:
+                self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -332,18 +352,6 @@ def matte_clip(
     return guidance.names
 
 
-def frame_order(path: Path) -> tuple[int, int, str]:
-    """Sort key of a frame file: numeric names by number (``2.png`` before ``10.png``), then the rest by name.
-
-    The reference inference orders frames by the number in their name; a plain name sort would put
-    unpadded frame numbers out of time order.
-
-    >>> [p.name for p in sorted(map(Path, ["10.png", "2.png", "b.png", "a.png"]), key=frame_order)]
-    ['2.png', '10.png', 'a.png', 'b.png']
-    """
-    return (0, int(path.stem), path.name) if path.stem.isdigit() else (1, 0, path.name)
-
-
 def clip_folders(data: str | os.PathLike) -> list[Path]:
     """The clips of a VIM50-style folder (``<clip>/com/``), or ``[data]`` if it is one clip itself.
 
@@ -438,7 +446,7 @@ def matte_videos(
         video_ids = ytvis_video_ids(ytvis, tracks, names, video_id)
     written = {}
     for folder in folders:
-        frames = sorted(list_frames(folder / FRAMES_FOLDER), key=frame_order)
+        frames = list_frames(folder / FRAMES_FOLDER)
         stems = [f.stem for f in frames]
         if masks is not None:
             guidance: InstanceGuidance = PngGuidance(Path(masks) / folder.name, stems)

@@ -55,9 +55,9 @@ from vidmatte.inference.outputs import (
     plan_outputs,
     refuse_inputs_as_outputs,
 )
-from vidmatte.io.frames import IMAGE_EXTENSIONS, list_frames, to_u8
-from vidmatte.io.masks import read_mask, read_ytvis_json
-from vidmatte.io.reader import Frame, VideoInfo, open_frames
+from vidmatte.io.frames import IMAGE_EXTENSIONS, to_u8
+from vidmatte.io.masks import check_mask_size, read_mask, read_ytvis_json
+from vidmatte.io.reader import Frame, VideoInfo, count_frames, open_frames
 from vidmatte.models.adam.geometry import MIN_NETWORK_SIDE, min_downsample_ratio
 
 SEGMENTORS = ("people", "own")  # AdaM's first-frame segmentors
@@ -227,8 +227,6 @@ def matte_video(
             writers.submit(item)
             count += 1
             bar.update()
-        if guidance is not None:
-            guidance.check_length(count)
         paths = writers.finish()
         seconds = time.perf_counter() - start
     return MatteResult(input, paths, count, seconds, instances or [], reader.truncation)
@@ -318,11 +316,7 @@ def _output_format(out: str | os.PathLike, format: str | None) -> str:
 def _read_first_mask(path: Path, info: VideoInfo) -> np.ndarray:
     """``(H, W)`` float32 0/1 mask of the first frame, checked to fit the frames."""
     mask = read_mask(path)
-    if mask.shape != (info.height, info.width):
-        raise VidmatteError(
-            f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} does not fit frames of "
-            f"{info.width}x{info.height} ({info.path})"
-        )
+    check_mask_size(mask.shape, (info.height, info.width), str(path))
     return mask.astype(np.float32)
 
 
@@ -352,47 +346,53 @@ def _bidirectional(frames: Iterable[Frame], matter: WindowMatter, window: int) -
 class _InstanceGuidance:
     """MSG-VIM's guidance for one input: YouTube-VIS tracks or a folder of PNG masks per instance.
 
+    Checked on creation, before any frame is matted: at least one instance, masks of the frames'
+    size (every track's RLE size; each instance's first PNG), and no mask past the video's last frame
+    (its declared frame count, or a count of its packets where it declares none).
+
     Attributes:
         names: instance names (PNG folder names, or ``"000"``, ``"001"``, ... for tracks).
     """
 
     def __init__(self, masks: Path, info: VideoInfo) -> None:
-        self._source = masks
+        frames = info.frame_count if info.frame_count is not None else count_frames(info.path)
         if masks.is_file():
             tracks = read_ytvis_json(masks)
             video = ytvis_video_ids(masks, tracks, [info.path.name])[info.path.name] if tracks else None
             tracks = [t for t in tracks if t.video_id == video]
-            # frames the guidance covers, checked against the video once its frames are counted
-            self._length = max((len(t.segmentations) for t in tracks), default=0)
-            self._guidance: PngGuidance | TrackGuidance = TrackGuidance(
-                tracks, max(self._length, info.frame_count or 0), str(masks)
-            )
+            self._guidance: PngGuidance | TrackGuidance = TrackGuidance(tracks, frames, str(masks))
             self._stems: list[str] = []
+            empty = f"{masks}: no track for {info.path.name}, so no instance to matte"
         elif masks.is_dir():
-            self._stems = self._frame_stems(masks, info)
+            self._stems = (
+                list(info.frame_names) if info.frame_names is not None else self._index_stems(masks, frames)
+            )
             self._guidance = PngGuidance(masks, self._stems)
-            self._length = len(self._stems) if info.path.is_file() else 0
+            empty = f"{masks}: no instance folder (<instance>/<frame>.png), so no instance to matte"
         else:
             raise VidmatteError(f"{masks}: no such masks file or folder")
+        # decision: no instance is an error, not an empty success: nothing would be matted, and a run that
+        # exits 0 without a matte hides a wrong video id or an empty segmentation
+        if not self._guidance.names:
+            raise VidmatteError(empty)
+        self._guidance.check_size((info.height, info.width))
         self.names = self._guidance.names
 
     @staticmethod
-    def _frame_stems(masks: Path, info: VideoInfo) -> list[str]:
-        """The names mask files take for each frame: the input folder's, or frame indices for a video."""
-        if info.path.is_dir():
-            return [p.stem for p in list_frames(info.path)]
+    def _index_stems(masks: Path, frames: int) -> list[str]:
+        """The names mask files of a video take, by frame index (``0.png`` or ``000000.png``)."""
         by_index: dict[int, str] = {}
         for path in sorted(masks.glob("*/*")):
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            if path.stem.isdigit():
-                by_index.setdefault(int(path.stem), path.stem)
-            else:
+            if not path.stem.isdigit():
                 raise VidmatteError(
                     f"{path}: masks of a video are named by frame index (0.png or 000000.png, from 0)"
                 )
-        count = max(info.frame_count or 0, max(by_index, default=-1) + 1)
-        return [by_index.get(i, str(i)) for i in range(count)]
+            if int(path.stem) >= frames:
+                raise VidmatteError(f"{path}: mask of frame {int(path.stem)}, the video has {frames} frames")
+            by_index.setdefault(int(path.stem), path.stem)
+        return [by_index.get(i, str(i)) for i in range(frames)]
 
     def matte(self, frames: Iterable[Frame], matter: ChunkMatter, chunk: int) -> Iterator[MattedFrame]:
         """Matte ``chunk`` frames at a time with ``matter`` (a fresh MSG-VIM chunk matter)."""
@@ -408,8 +408,3 @@ class _InstanceGuidance:
 
     def _stem(self, index: int) -> str:
         return self._stems[index] if index < len(self._stems) else str(index)
-
-    def check_length(self, frames: int) -> None:
-        """Refuse guidance for frames past the end of the video."""
-        if self._length > frames:
-            raise VidmatteError(f"{self._source}: masks for {self._length} frames, the video has {frames}")

@@ -76,12 +76,34 @@ class Track:
         if rle is None:
             return np.zeros(size, dtype=bool)
         mask = decode_rle(rle, f"{source} frame {frame}")
-        if mask.shape != tuple(size):
-            raise VidmatteError(
-                f"{source} frame {frame}: mask size {mask.shape[1]}x{mask.shape[0]} "
-                f"does not fit frames of {size[1]}x{size[0]}"
-            )
+        check_mask_size(mask.shape, size, f"{source} frame {frame}")
         return mask
+
+    def check_size(self, size: tuple[int, int], source: str = "track") -> None:
+        """Refuse a segmentation whose RLE size is not ``size`` ``(H, W)``, without decoding any.
+
+        Raises:
+            VidmatteError: a size that does not fit, or a malformed one; the message starts with ``source``.
+        """
+        for frame, rle in enumerate(self.segmentations):
+            if rle is None:
+                continue
+            try:
+                shape = tuple(int(s) for s in rle["size"])
+            except (KeyError, TypeError, ValueError, OverflowError) as error:
+                raise VidmatteError(f"{source} frame {frame}: malformed RLE ({error})") from None
+            check_mask_size(shape, size, f"{source} frame {frame}")
+
+
+def check_mask_size(shape: tuple[int, ...], size: tuple[int, int], source: str) -> None:
+    """Refuse a mask of ``shape`` ``(H, W)`` for frames of ``size`` ``(H, W)``; the message starts with
+    ``source`` (the mask's file, or its track and frame)."""
+    if len(shape) != 2:
+        raise VidmatteError(f"{source}: malformed mask size {list(shape)}")
+    if tuple(shape) != tuple(size):
+        raise VidmatteError(
+            f"{source}: mask size {shape[1]}x{shape[0]} does not fit frames of {size[1]}x{size[0]}"
+        )
 
 
 def read_ytvis_json(path: str | os.PathLike) -> list[Track]:

@@ -2,12 +2,19 @@
 
 Frames are decoded in a background thread a few frames ahead of the caller (so that the model never
 waits) and memory stays bounded whatever the length of the video. Timestamps are kept, so that writers
-can reproduce the frame rate exactly, variable frame rates included.
+can reproduce the frame rate exactly, variable frame rates included. Frames come upright, as a player
+shows them: a video's display matrix (phone videos: a rotation by 90, 180 or 270 degrees) is applied
+(:mod:`.orientation`), and its sizes are the displayed ones.
+
+A video that stops decoding early is truncated (an error unless accepted): fewer frames than its header
+declares, a decoding error, or, where the container stores no frame count (Matroska/WebM), frames that
+end before the duration the file declares for the video track.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,13 +24,17 @@ from typing import NamedTuple
 import av
 import numpy as np
 
-from vidmatte.errors import VidmatteError
-from vidmatte.io.frames import list_frames, read_rgb_u8
+from vidmatte.errors import VidmatteError, VidmatteWarning
+from vidmatte.io.frames import alpha_of, list_frames, read_channels, rgb_of
+from vidmatte.io.orientation import UPRIGHT, Orientation, display_orientation
 from vidmatte.io.threads import Prefetcher
 
 # decision: an image folder carries no rate; 30 fps is the most common one for people videos
 DEFAULT_FOLDER_RATE = Fraction(30)
 DEFAULT_QUEUE_SIZE = 4
+# decision: a video without a frame count is truncated when its frames end more than half a frame
+# before the duration it declares (Matroska stores durations to the millisecond)
+TRUNCATION_TOLERANCE_FRAMES = Fraction(1, 2)
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,9 @@ class VideoInfo:
 
     Attributes:
         path: the video file or image folder.
-        width: frame width in pixels (of the decoded frames; any size, odd included).
-        height: frame height in pixels.
+        width: frame width in pixels, as displayed (a video's display rotation applied; any size, odd
+            included).
+        height: frame height in pixels, as displayed.
         frame_rate: average frames per second, exact (e.g. ``Fraction(30000, 1001)``).
         time_base: seconds per unit of :attr:`Frame.pts`.
         frame_count: number of frames the container declares, ``None`` when it declares none
@@ -60,6 +72,9 @@ class VideoInfo:
             declare no frame count, usually cannot); writers keep the timestamps either way.
         start_time: time of the first frame in the source, seconds (what ``pts == 0`` stands for).
         audio: the audio track, ``None`` for a silent video or an image folder.
+        frame_names: an image folder's file names without extension, in frame order (PNG outputs
+            take them); ``None`` for a video.
+        orientation: how a video's stored frames were turned upright (:data:`UPRIGHT` if not).
     """
 
     path: Path
@@ -71,13 +86,15 @@ class VideoInfo:
     variable_frame_rate: bool
     start_time: Fraction
     audio: AudioInfo | None
+    frame_names: tuple[str, ...] | None = None
+    orientation: Orientation = UPRIGHT
 
 
 class Frame(NamedTuple):
     """One decoded frame.
 
     Attributes:
-        image: ``(H, W, 3)`` uint8 RGB.
+        image: ``(H, W, 3)`` uint8 RGB, upright.
         index: position in the source, from 0.
         pts: presentation time in units of :attr:`VideoInfo.time_base`, relative to the first frame.
     """
@@ -132,7 +149,10 @@ def open_frames(
 
     Args:
         path: a video (mp4, mov, mkv, avi, webm, ...; H.264, H.265, VP9, AV1, ProRes, MPEG-4, ...) or a
-            folder of images (sorted by name, all of one size).
+            folder of images (in natural order of their names, all of one size; see
+            :func:`~vidmatte.io.frames.list_frames` and :func:`~vidmatte.io.frames.read_channels`;
+            an image's alpha channel is ignored, with a :class:`~vidmatte.errors.VidmatteWarning`
+            once per folder).
         frame_rate: rate of an image folder (default :data:`DEFAULT_FOLDER_RATE`); a video's own rate is
             always used.
         accept_truncated: when a video stops decoding early (cut short, corrupt tail), end the iteration
@@ -144,15 +164,17 @@ def open_frames(
 
     Raises:
         VidmatteError: missing path, empty or unreadable file, no video stream, no frame, an image
-            folder with frames of different sizes (raised while iterating, when that frame is reached),
-            a truncated video (raised after its last decodable frame unless ``accept_truncated``).
+            folder with frames of different sizes (raised while iterating, when that frame is reached)
+            or with two files for one frame (``1.png`` and ``01.png``), a truncated video (raised after
+            its last decodable frame unless ``accept_truncated``).
     """
     path = Path(path)
     if path.is_dir():
         rate = Fraction(frame_rate) if frame_rate is not None else DEFAULT_FOLDER_RATE
         folder = _FolderDecoder(list_frames(path))
+        names = tuple(p.stem for p in folder.paths)
         info = VideoInfo(
-            path, folder.width, folder.height, rate, 1 / rate, len(folder.paths), False, Fraction(0), None
+            path, folder.width, folder.height, rate, 1 / rate, len(names), False, Fraction(0), None, names
         )
         return FrameReader(info, folder, queue_size)
     info, video = _open_video(path, accept_truncated)
@@ -166,12 +188,26 @@ class _FolderDecoder:
 
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths
-        self._first = read_rgb_u8(paths[0])
+        self._alpha_noticed = False
+        self._first = self._read(paths[0])
         self.height, self.width = self._first.shape[:2]
+
+    def _read(self, path: Path) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB of one frame; a transparent alpha is noticed once per folder."""
+        channels = read_channels(path)
+        alpha = alpha_of(channels)
+        if alpha is not None and not self._alpha_noticed and alpha.min() < 255:
+            self._alpha_noticed = True
+            warnings.warn(
+                f"{path}: the frames' alpha channel is ignored (they are matted as RGB)",
+                VidmatteWarning,
+                stacklevel=2,
+            )
+        return rgb_of(channels)
 
     def frames(self) -> Iterator[Frame]:
         for index, frame_path in enumerate(self.paths):
-            image = self._first if index == 0 else read_rgb_u8(frame_path)
+            image = self._first if index == 0 else self._read(frame_path)
             if image.shape[:2] != (self.height, self.width):
                 raise VidmatteError(
                     f"{frame_path}: frame of {image.shape[1]}x{image.shape[0]} in a folder of "
@@ -207,18 +243,64 @@ def _open_video(path: Path, accept_truncated: bool) -> tuple[VideoInfo, _VideoDe
     if audio_streams:
         track = audio_streams[0]
         audio = AudioInfo(track.index, track.codec_context.name, track.rate, track.channels)
+    width, height = decoder.orientation.displayed_size(decoder.first.width, decoder.first.height)
     info = VideoInfo(
         path=path,
-        width=decoder.first.width,
-        height=decoder.first.height,
+        width=width,
+        height=height,
         frame_rate=Fraction(rate),
         time_base=decoder.time_base,
-        frame_count=stream.frames or None,
+        frame_count=_declared_frames(stream),
         variable_frame_rate=bool(stream.average_rate and nominal and stream.average_rate != nominal),
         start_time=decoder.origin * decoder.time_base,
         audio=audio,
+        orientation=decoder.orientation,
     )
     return info, decoder
+
+
+def _declared_frames(stream: av.video.stream.VideoStream) -> int | None:
+    """The frame count the container stores: its header's, or mkvmerge's ``NUMBER_OF_FRAMES`` tag."""
+    if stream.frames:
+        return stream.frames
+    tag = _track_tag(stream, "NUMBER_OF_FRAMES")
+    return int(tag) if tag is not None and tag.isdigit() and int(tag) > 0 else None
+
+
+def _declared_seconds(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The duration a Matroska/WebM file stores for the track (``DURATION`` tag, ``HH:MM:SS.fraction``,
+    written by FFmpeg and mkvmerge); ``None`` when it stores none or an unreadable one."""
+    tag = _track_tag(stream, "DURATION")
+    try:
+        hours, minutes, seconds = tag.split(":") if tag is not None else (None, None, None)
+        return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds) if hours is not None else None
+    except ValueError:
+        return None
+
+
+def _track_tag(stream: av.video.stream.VideoStream, name: str) -> str | None:
+    """A track tag, with or without mkvmerge's language suffix (``DURATION-eng``)."""
+    for key, value in stream.metadata.items():
+        if key.upper().split("-")[0] == name:
+            return value.strip()
+    return None
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """The frames of a video, counted from its packets without decoding them (a pass over the file).
+
+    For a video that does not declare its frame count (Matroska/WebM) where the count is needed
+    before decoding (MSG-VIM's guidance is checked against it).
+
+    Raises:
+        VidmatteError: the file cannot be read.
+    """
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except (av.FFmpegError, OSError, IndexError) as error:
+        raise VidmatteError(f"{path}: not a readable video ({ffmpeg_reason(error)})") from None
 
 
 class _VideoDecoder:
@@ -226,6 +308,7 @@ class _VideoDecoder:
 
     Attributes:
         first: the first decoded frame.
+        orientation: how frames are turned upright (the first frame's display matrix).
         time_base: of the video stream.
         origin: pts of the first frame (subtracted from every pts).
         truncation: why decoding ended early, once it has (``None`` before or if it did not).
@@ -246,25 +329,48 @@ class _VideoDecoder:
                 raise VidmatteError(f"{path}: no decodable frame ({self.truncation})")
             raise VidmatteError(f"{path}: video without frames")
         self.first = first
+        orientation = display_orientation(first)
+        if orientation is None:
+            warnings.warn(
+                f"{path}: its display matrix is no right-angle rotation; frames are used as stored",
+                VidmatteWarning,
+                stacklevel=2,
+            )
+        self.orientation = orientation or UPRIGHT
         # AVI stores no presentation times: FFmpeg derives them from the decoding order, and with B-frames
         # they come out shuffled (and the first late); frame i of an AVI shows i frame durations in
         self._by_index = container.format.name == "avi"
         self.origin = first.pts if first.pts is not None and not self._by_index else 0
         rate = self._stream.average_rate or self._stream.guessed_rate or DEFAULT_FOLDER_RATE
-        self._step = max(1, round(1 / (Fraction(rate) * self.time_base)))
+        self._frame_seconds = 1 / Fraction(rate)
+        self._step = max(1, round(self._frame_seconds / self.time_base))
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         count = 0
+        end = None  # largest pts decoded
         try:
             for frame in self._container.decode(self._stream):
                 count += 1
+                if frame.pts is not None:
+                    end = frame.pts if end is None else max(end, frame.pts)
                 yield frame
         except (av.FFmpegError, OSError) as error:
             self.truncation = f"decoding stopped after {count} frames ({ffmpeg_reason(error)})"
             return
-        declared = self._stream.frames
-        if declared and count < declared:
-            self.truncation = f"{count} of {declared} frames decodable"
+        declared = _declared_frames(self._stream)
+        if declared:
+            if count < declared:
+                self.truncation = f"{count} of {declared} frames decodable"
+            return
+        duration = _declared_seconds(self._stream)
+        if duration is not None:
+            # from the track's zero, not its first frame: a late first frame never reads as missing time
+            decoded = end * self.time_base + self._frame_seconds if end is not None else Fraction(0)
+            if duration - decoded > TRUNCATION_TOLERANCE_FRAMES * self._frame_seconds:
+                self.truncation = (
+                    f"{count} frames decodable, {float(decoded):.2f} s of the {float(duration):.2f} s "
+                    "the file declares"
+                )
 
     def frames(self) -> Iterator[Frame]:
         try:
@@ -276,7 +382,7 @@ class _VideoDecoder:
                     pts = 0 if previous is None else previous + self._step
                 previous = pts
                 image = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range)
-                yield Frame(image, index, pts)
+                yield Frame(self.orientation.apply(image), index, pts)
             if self.truncation is not None and not self._accept_truncated:
                 raise VidmatteError(f"{self._path}: truncated video: {self.truncation}")
         finally:

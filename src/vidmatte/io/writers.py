@@ -170,17 +170,20 @@ class _VideoSink:
 
 
 class _PngSink:
-    """A folder of PNGs named by frame index (``000000.png``, ...), written by the writer's thread."""
+    """A folder of PNGs named as the input's frames (an image folder's file names), else by frame index
+    (``000000.png``, ...), written by the writer's thread."""
 
     DIGITS = 6
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, names: tuple[str, ...] | None) -> None:
         folder.mkdir()
         self._folder = folder
+        self._names = names
         self._count = 0
 
     def write(self, image: np.ndarray) -> None:
-        write_image(self._folder / f"{self._count:0{self.DIGITS}d}.png", image)
+        name = self._names[self._count] if self._names is not None else f"{self._count:0{self.DIGITS}d}"
+        write_image(self._folder / f"{name}.png", image)
         self._count += 1
 
     def close(self) -> None:
@@ -245,7 +248,7 @@ class FrameWriter:
                     self._output.partial, self.path, content, info, lossless, copy_audio
                 )
             else:
-                self._sink = _PngSink(self._output.partial)
+                self._sink = _PngSink(self._output.partial, info.frame_names)
         except (av.FFmpegError, OSError) as error:
             self._output.discard()
             raise VidmatteError(f"{self.path}: cannot write ({ffmpeg_reason(error)})") from None

@@ -7,6 +7,10 @@ and file names):
 - ``<root>/<clip>/pha/<frame>.png`` (clips without subsets),
 - ``<root>/pha/<frame>.png`` (a single clip).
 
+A prediction's clip may hold ``alpha/`` and ``foreground/`` instead of ``pha/`` and ``fgr/``: the PNG
+folders ``vidmatte matte --format png`` writes (under the input frames' names), so that a matted clip
+is scored without renaming anything.
+
 Frames are split into segments that worker processes score in parallel; only per-segment sums come
 back, so memory does not grow with the number of frames. A clip's score is the mean over its frames;
 a subset's and the overall score are means over all their frames (frames whose ground truth has no
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
     from vidmatte.training.distributed import DistributedContext
 
 SEGMENT_FRAMES = 16  # frames per worker task; a segment re-reads one frame before it for dtSSD
+# ground-truth folder -> the prediction folders that stand for it, by preference
+PREDICTION_FOLDERS = {"pha": ("pha", "alpha"), "fgr": ("fgr", "foreground")}
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,14 @@ def _clip_dirs(root: Path) -> list[str]:
     return found
 
 
+def predicted(pred_dir: Path, kind: str) -> Path:
+    """A prediction clip's folder for ``kind`` (``"pha"`` or ``"fgr"``): see :data:`PREDICTION_FOLDERS`."""
+    for name in PREDICTION_FOLDERS[kind]:
+        if (pred_dir / name).is_dir():
+            return pred_dir / name
+    return pred_dir / kind
+
+
 def _check_frames(pred_dir: Path, true_dir: Path) -> tuple[str, ...]:
     """The frame names of ``true_dir``, after checking that ``pred_dir`` holds exactly the same ones."""
     if not pred_dir.is_dir():
@@ -159,11 +173,11 @@ def find_clip_pairs(pred_root: Path, true_root: Path, with_fgr: bool) -> list[Cl
     pairs = []
     for key in keys:
         pred_dir, true_dir = pred_root / key, true_root / key
-        frames = _check_frames(pred_dir / "pha", true_dir / "pha")
+        frames = _check_frames(predicted(pred_dir, "pha"), true_dir / "pha")
         if with_fgr:
             if not (true_dir / "fgr").is_dir():
                 raise VidmatteError(f"{true_dir / 'fgr'}: missing, but foreground metrics were asked for")
-            if _check_frames(pred_dir / "fgr", true_dir / "fgr") != frames:
+            if _check_frames(predicted(pred_dir, "fgr"), true_dir / "fgr") != frames:
                 raise VidmatteError(f"{true_dir / 'fgr'}: frames differ from {true_dir / 'pha'}")
         parent = Path(key).parent.as_posix()
         pairs.append(ClipPair(key, None if parent == "." else parent, pred_dir, true_dir, frames))
@@ -171,11 +185,12 @@ def find_clip_pairs(pred_root: Path, true_root: Path, with_fgr: bool) -> list[Cl
 
 
 def _read_pair(pair: ClipPair, kind: str, name: str, reader) -> tuple[np.ndarray, np.ndarray]:
-    pred = reader(pair.pred_dir / kind / name)
+    pred_path = predicted(pair.pred_dir, kind) / name
+    pred = reader(pred_path)
     true = reader(pair.true_dir / kind / name)
     if pred.shape != true.shape:
         raise VidmatteError(
-            f"{pair.pred_dir / kind / name}: size {pred.shape[1]}x{pred.shape[0]} differs from the "
+            f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the "
             f"ground truth's {true.shape[1]}x{true.shape[0]}"
         )
     return pred, true
@@ -203,7 +218,7 @@ def score_segment(pair: ClipPair, start: int, stop: int, metrics: tuple[str, ...
             else:
                 if previous[0].shape != pred.shape:
                     raise VidmatteError(
-                        f"{pair.pred_dir / 'pha' / name}: size differs from the previous frame"
+                        f"{predicted(pair.pred_dir, 'pha') / name}: size differs from the previous frame"
                     )
                 scores.add("pha_dtssd", alpha.dtssd(pred, previous[0], true, previous[1]))
         previous = (pred, true)
@@ -317,7 +332,7 @@ def evaluate_folders(
     if metrics is None:
         chosen = PROTOCOL_METRICS[protocol]
         pairs = find_clip_pairs(pred_root, true_root, with_fgr=False)
-        has_fgr = all((p.pred_dir / "fgr").is_dir() and (p.true_dir / "fgr").is_dir() for p in pairs)
+        has_fgr = all(predicted(p.pred_dir, "fgr").is_dir() and (p.true_dir / "fgr").is_dir() for p in pairs)
         if has_fgr:
             pairs = find_clip_pairs(pred_root, true_root, with_fgr=True)
         else:
