@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import colorsys
 import functools
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vidmatte.inference.outputs import visualise_instances
+from vidmatte.inference.outputs import instance_colours, visualise_instances
 
-GOLDEN_RATIO_CONJUGATE = 0.618033988749895  # hue step: successive ids land far apart on the wheel
-SATURATION = 0.85
-VALUE = 1.0
 LABEL_HEIGHT_FRACTION = 1 / 24  # label size as a fraction of the frame's height
 MIN_LABEL_PIXELS = 12
 
 
 def track_colours(ids: Sequence[int]) -> np.ndarray:
-    """A stable, distinct colour per track id, for any number of tracks (golden-ratio hue steps).
+    """A stable, distinct colour per track id, for any number of tracks: track ``i`` takes instance ``i``'s
+    colour of ``vidmatte matte`` (:func:`~vidmatte.inference.outputs.instance_colours`).
 
     Args:
         ids: track ids (non-negative).
@@ -28,10 +25,10 @@ def track_colours(ids: Sequence[int]) -> np.ndarray:
         ``(N, 3)`` float32 RGB in [0, 1].
 
     >>> (track_colours([0, 1, 2]) * 255).round().astype(int).tolist()
-    [[255, 38, 38], [38, 101, 255], [165, 255, 38]]
+    [[242, 48, 83], [36, 103, 178], [196, 242, 48]]
     """
-    hues = (np.asarray(ids, np.float64) * GOLDEN_RATIO_CONJUGATE) % 1.0
-    return np.array([colorsys.hsv_to_rgb(h, SATURATION, VALUE) for h in hues], np.float32).reshape(-1, 3)
+    ids = np.asarray(ids, np.int64)
+    return instance_colours(int(ids.max(initial=-1)) + 1)[ids] / 255
 
 
 def render_tracks(image: np.ndarray, masks: np.ndarray, ids: Sequence[int]) -> np.ndarray:
