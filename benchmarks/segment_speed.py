@@ -71,7 +71,7 @@ def measure(frames: list[np.ndarray]) -> dict[str, float]:
         start = time.perf_counter()
         tracks = default_track_builder()(iter(frames))
         figures["tracks"] = (time.perf_counter() - start) * 1e3 / len(frames)
-        session = MsgVimSession(load_model("msgvim-default"))
+        session = MsgVimSession(load_model("msgvim-default"), instance_batch=1)  # bounded memory at 1080p
         masks = np.stack([tracks.masks(t) for t in range(len(frames))], 1)  # (N, T, H, W)
         references = np.stack(
             [masks[[j for j in range(len(masks)) if j != i]].any(0) for i in range(len(masks))]
