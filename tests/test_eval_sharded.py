@@ -19,8 +19,8 @@ from vidmatte.data.perturb import write_perturbed_benchmark
 from vidmatte.data.synthesize import write_synthetic_set
 from vidmatte.data.synthetic import ClipSpec
 from vidmatte.errors import VidmatteError
-from vidmatte.metrics.sharding import gather_shards, is_main, take_shard
-from vidmatte.training.distributed import DistributedContext
+from vidmatte.parallel.distributed import DistributedContext
+from vidmatte.parallel.sharding import gather_shards, is_main, take_shard
 
 TORCHRUN_TIMEOUT = 300
 
@@ -77,7 +77,7 @@ def test_shards_are_disjoint_cover_the_items_and_keep_their_order() -> None:
 def _gather_with_a_failing_rank(rank: int, port: int, outcomes) -> None:
     """Rank ``rank`` of 2 under gloo: rank 0 fails on its shard, rank 1 scores its own."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
-    from vidmatte.training.distributed import init_distributed, shutdown_distributed
+    from vidmatte.parallel.distributed import init_distributed, shutdown_distributed
 
     def score(shard: list[str]) -> dict[str, int]:
         if "clip0" in shard:

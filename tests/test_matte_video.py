@@ -16,10 +16,10 @@ from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import VideoBackground, fit_to, open_background
 from vidmatte.inference.engine import EngineSettings, load_engine
-from vidmatte.inference.outputs import TINT, instance_colours, visualise_instances
 from vidmatte.inference.video import matte_video
 from vidmatte.io.frames import list_frames, read_grey_u8, read_rgb_u8, write_image
 from vidmatte.io.masks import Track, encode_rle, write_ytvis_json
+from vidmatte.io.render import TINT, instance_colours, visualise_instances
 from vidmatte.models.loading import save_weights
 
 W, H, N = 96, 64, 8

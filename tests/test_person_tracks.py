@@ -15,10 +15,10 @@ from scipy import ndimage
 from torch import Tensor
 
 from vidmatte.cli import main
-from vidmatte.inference.outputs import TINT
 from vidmatte.io.frames import write_image
 from vidmatte.io.masks import read_ytvis_json
 from vidmatte.io.reader import open_frames
+from vidmatte.io.render import TINT
 from vidmatte.segmentation import tracks as tracks_module
 from vidmatte.segmentation.frame_instances import assign_pixels, crop_window, frame_instances
 from vidmatte.segmentation.preview import track_colours

@@ -115,7 +115,7 @@ TORCHRUN_WORKER = """
 import sys
 from safetensors.torch import save_file
 from vidmatte.training.config import load_config
-from vidmatte.training.distributed import init_distributed, shutdown_distributed
+from vidmatte.parallel.distributed import init_distributed, shutdown_distributed
 from vidmatte.training.trainer import Trainer
 
 context = init_distributed("cpu")

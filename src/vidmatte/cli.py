@@ -63,7 +63,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from vidmatte.metrics.runner import evaluate_folders, format_table, write_csv, write_json
-    from vidmatte.metrics.sharding import is_main, process_group
+    from vidmatte.parallel.sharding import is_main, process_group
 
     with process_group() as context:
         results = evaluate_folders(
@@ -103,9 +103,9 @@ def _add_eval_vim(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_eval_vim(args: argparse.Namespace) -> int:
-    from vidmatte.metrics.sharding import is_main, process_group
     from vidmatte.metrics.vim_runner import evaluate_vim, format_table, write_json
     from vidmatte.metrics.vimq import ERRORS
+    from vidmatte.parallel.sharding import is_main, process_group
 
     errors = ERRORS if args.error == "all" else (args.error,)
     with process_group() as context:
@@ -525,7 +525,7 @@ def _run_matte_batch(args: argparse.Namespace) -> int:
     """Many inputs, under torchrun too; exit status 1 when some items failed (listed in summary.json)."""
     from vidmatte.inference.batch import ItemRecord, matte_batch
     from vidmatte.inference.engine import EngineSettings
-    from vidmatte.metrics.sharding import process_group
+    from vidmatte.parallel.sharding import process_group
 
     if args.masks or args.first_mask:
         raise VidmatteError(
@@ -639,8 +639,8 @@ def _run_build_vm_benchmark(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from vidmatte.data.sources import VIDEO_EXTENSIONS
     from vidmatte.data.vm_builder import build_vm_subset
+    from vidmatte.io.reader import VIDEO_EXTENSIONS
 
     for folder in args.backgrounds:
         if not Path(folder).is_dir():

@@ -6,7 +6,7 @@
   :mod:`~vidmatte.data.raster`; written to disk by :mod:`~vidmatte.data.synthesize`, streamed for
   training by :mod:`~vidmatte.data.synthetic_dataset`.
 - Guidance masks with segmenter errors and MSG-VIM's mask augmentations: :mod:`~vidmatte.data.guidance`.
-- Compositing: :mod:`~vidmatte.data.composite`; clip-consistent augmentation: :mod:`~vidmatte.data.augment`.
+- Compositing: :mod:`~vidmatte.io.composite`; clip-consistent augmentation: :mod:`~vidmatte.data.augment`.
 - Real data: :mod:`~vidmatte.data.videomatte` (VideoMatte240K), :mod:`~vidmatte.data.vim`
   (multi-instance clips), :mod:`~vidmatte.data.ytvis` (YouTube-VIS, COCO), read through
   :mod:`~vidmatte.data.sources`; training items share :mod:`~vidmatte.data.items`.

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vidmatte.data.composite import over
 from vidmatte.data.hair import Hair, render_hair, sample_hair, strand_points
 from vidmatte.data.raster import Window, box_window, capsule_field, coverage, ellipse_field, union_box
 from vidmatte.data.texture import (
@@ -26,6 +25,7 @@ from vidmatte.data.texture import (
     texture_sheet,
     value_noise,
 )
+from vidmatte.io.composite import over
 
 SHUTTER = 0.5  # exposure as a fraction of the frame interval (a 180 degree shutter)
 _BLUR_STEP = 1.5  # one extra shutter sample per this many pixels a part moves during exposure

@@ -14,9 +14,7 @@ import numpy as np
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS, list_frames, read_rgb_u8
-from vidmatte.io.reader import open_frames
-
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+from vidmatte.io.reader import VIDEO_EXTENSIONS, open_frames
 
 
 @dataclass(frozen=True)

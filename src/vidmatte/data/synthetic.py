@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidmatte.data.background import list_photos, render_background, sample_background
-from vidmatte.data.composite import composite, over_premultiplied, unpremultiply
 from vidmatte.data.figure import FigureParams, render_figure, sample_figure
+from vidmatte.io.composite import composite, over_premultiplied, unpremultiply
 
 _HEAD_TOP = 0.46  # head top above the pelvis, in figure heights
 _FEET = 0.49  # feet below the pelvis, in figure heights

@@ -23,9 +23,10 @@ from torch.utils.data import Dataset
 from vidmatte.data.augment import AugmentConfig, augment_clip
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
 from vidmatte.data.items import make_item
-from vidmatte.data.sources import VIDEO_EXTENSIONS, FrameSource, open_source
+from vidmatte.data.sources import FrameSource, open_source
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS
+from vidmatte.io.reader import VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from vidmatte.data.augment import AugmentConfig, add_noise, jitter_colour, sample_geometry, warp
-from vidmatte.data.composite import composite, stack_layers
 from vidmatte.data.guidance import MaskAugment, SegmenterErrors, augment_masks, simulate_segmenter
 from vidmatte.data.items import make_item
 from vidmatte.data.videomatte import list_backgrounds, list_foreground_clips, read_background
 from vidmatte.errors import VidmatteError
+from vidmatte.io.composite import composite, stack_layers
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,10 @@ import numpy as np
 from PIL import Image
 
 from vidmatte.data.benchmarks import frame_name
-from vidmatte.data.sources import VIDEO_EXTENSIONS, open_source
+from vidmatte.data.sources import open_source
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS, list_frames
+from vidmatte.io.reader import VIDEO_EXTENSIONS
 
 SEED = 10
 FRAMES = 100

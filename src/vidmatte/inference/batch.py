@@ -27,7 +27,7 @@ is refused while the first runs, and each item's outputs are locked like those o
 :func:`~vidmatte.inference.video.matte_video` run. An item that the ledger does not record as complete
 is matted again and its previous outputs replaced.
 
-Under ``torchrun`` each rank mattes a disjoint shard of the items (:mod:`vidmatte.metrics.sharding`)
+Under ``torchrun`` each rank mattes a disjoint shard of the items (:mod:`vidmatte.parallel.sharding`)
 and rank 0 writes the summary of all.
 """
 
@@ -43,17 +43,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from vidmatte.data.sources import VIDEO_EXTENSIONS
 from vidmatte.errors import VidmatteError
 from vidmatte.io.atomic import AtomicOutput
 from vidmatte.io.frames import IMAGE_EXTENSIONS
 from vidmatte.io.jsonfile import malformed_content, read_json
 from vidmatte.io.lock import OutputLock
-from vidmatte.metrics.sharding import gather_shards, is_main
+from vidmatte.io.reader import VIDEO_EXTENSIONS
+from vidmatte.parallel.sharding import gather_shards, is_main
 
 if TYPE_CHECKING:
     from vidmatte.inference.engine import Engine, EngineSettings
-    from vidmatte.training.distributed import DistributedContext
+    from vidmatte.parallel.distributed import DistributedContext
 
 MANIFEST_SUFFIXES = (".txt", ".csv", ".json")
 MANIFEST_KEYS = ("input", "output", "masks", "first_mask")

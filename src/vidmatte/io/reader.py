@@ -30,6 +30,14 @@ from vidmatte.io.orientation import UPRIGHT, Orientation, display_orientation
 from vidmatte.io.threads import Prefetcher
 
 # decision: an image folder carries no rate; 30 fps is the most common one for people videos
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".m4v",
+)  # what folders of videos are searched for
 DEFAULT_FOLDER_RATE = Fraction(30)
 DEFAULT_QUEUE_SIZE = 4
 # decision: a video without a frame count is truncated when its frames end more than half a frame

@@ -39,10 +39,10 @@ from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS, read_alpha, read_rgb_u8
 from vidmatte.metrics import alpha
 from vidmatte.metrics.protocols import ALL_METRICS, FGR_METRICS, PROTOCOL_METRICS, PROTOCOLS
-from vidmatte.metrics.sharding import gather_shards
+from vidmatte.parallel.sharding import gather_shards
 
 if TYPE_CHECKING:
-    from vidmatte.training.distributed import DistributedContext
+    from vidmatte.parallel.distributed import DistributedContext
 
 SEGMENT_FRAMES = 16  # frames per worker task; a segment re-reads one frame before it for dtSSD
 # ground-truth folder -> the prediction folders that stand for it, by preference

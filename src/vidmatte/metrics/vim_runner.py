@@ -23,7 +23,6 @@ import numpy as np
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import list_frames, read_alpha, select_folders
-from vidmatte.metrics.sharding import gather_shards
 from vidmatte.metrics.vimq import (
     ERRORS,
     REPORT_SCALE,
@@ -33,9 +32,10 @@ from vidmatte.metrics.vimq import (
     score_clip,
     score_dataset,
 )
+from vidmatte.parallel.sharding import gather_shards
 
 if TYPE_CHECKING:
-    from vidmatte.training.distributed import DistributedContext
+    from vidmatte.parallel.distributed import DistributedContext
 
 TRUE_ALPHA_FOLDER = "pha"
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vidmatte.inference.outputs import instance_colours, visualise_instances
+from vidmatte.io.render import instance_colours, visualise_instances
 
 LABEL_HEIGHT_FRACTION = 1 / 24  # label size as a fraction of the frame's height
 MIN_LABEL_PIXELS = 12
@@ -16,7 +16,7 @@ MIN_LABEL_PIXELS = 12
 
 def track_colours(ids: Sequence[int]) -> np.ndarray:
     """A stable, distinct colour per track id, for any number of tracks: track ``i`` takes instance ``i``'s
-    colour of ``vidmatte matte`` (:func:`~vidmatte.inference.outputs.instance_colours`).
+    colour of ``vidmatte matte`` (:func:`~vidmatte.io.render.instance_colours`).
 
     Args:
         ids: track ids (non-negative).

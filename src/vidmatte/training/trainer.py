@@ -26,10 +26,7 @@ from vidmatte.models.backbones.imagenet import load_imagenet_mobilenetv2
 from vidmatte.models.backbones.mobilenetv2 import MobileNetV2
 from vidmatte.models.loading import MODEL_KEY, load_weights_into
 from vidmatte.models.registry import build_model
-from vidmatte.training.batches import Batch, BatchStream
-from vidmatte.training.checkpoint import Checkpoint, CheckpointStore, find_checkpoint, read_state
-from vidmatte.training.config import OptimConfig, TrainConfig, config_to_dict
-from vidmatte.training.distributed import (
+from vidmatte.parallel.distributed import (
     DistributedContext,
     barrier,
     broadcast_buffers,
@@ -38,6 +35,9 @@ from vidmatte.training.distributed import (
     mean_over_ranks,
     shutdown_distributed,
 )
+from vidmatte.training.batches import Batch, BatchStream
+from vidmatte.training.checkpoint import Checkpoint, CheckpointStore, find_checkpoint, read_state
+from vidmatte.training.config import OptimConfig, TrainConfig, config_to_dict
 from vidmatte.training.progress import ProgressReporter
 from vidmatte.training.stages import MODEL_FAMILIES, SCHEDULES, StepResult, iteration_plan
 

@@ -5,7 +5,7 @@ per-clip results (``torch.distributed`` object gathering, gloo on CPU), so that 
 computed from the same per-clip values in the same order as in one process: the result is identical.
 Batch matting (:mod:`vidmatte.inference.batch`) takes its shard of the items the same way.
 
-The rank and world size come from :func:`vidmatte.training.distributed.init_distributed`; torch is
+The rank and world size come from :func:`vidmatte.parallel.distributed.init_distributed`; torch is
 imported only when the process was launched with more than one rank.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from vidmatte.errors import VidmatteError
 
 if TYPE_CHECKING:
-    from vidmatte.training.distributed import DistributedContext
+    from vidmatte.parallel.distributed import DistributedContext
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -35,7 +35,7 @@ def process_group() -> Iterator[DistributedContext | None]:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         yield None
         return
-    from vidmatte.training.distributed import init_distributed, shutdown_distributed
+    from vidmatte.parallel.distributed import init_distributed, shutdown_distributed
 
     # the group only carries results and errors, so gloo fits any machine
     context = init_distributed("cpu")
@@ -78,7 +78,7 @@ def gather_shards(
     """
     if context is None or not context.distributed:
         return score(list(items))
-    from vidmatte.training.distributed import gather_objects
+    from vidmatte.parallel.distributed import gather_objects
 
     failure: Exception | None = None
     try:
