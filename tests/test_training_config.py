@@ -15,10 +15,11 @@ from vidmatte.models.registry import available_models, build_model
 from vidmatte.training.config import OptimConfig, TrainConfig, load_config
 from vidmatte.training.trainer import WarmupCosine, parameter_groups
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIG_FOLDER = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(CONFIG_FOLDER.rglob("*.yaml"))  # the GPU recipe's configs/gpu/ too
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.relative_to(CONFIG_FOLDER).as_posix() for p in CONFIGS])
 def test_shipped_configs_load_and_name_known_models(path):
     config = load_config(path)
     assert isinstance(config, TrainConfig)
