@@ -215,8 +215,9 @@ def main() -> None:
     logs = {
         f"{name} ({log.parent.name})": log
         for name, log in (
-            ("AdaM", ROOT / "runs/adam-synthetic/train_log.jsonl"),
-            ("AdaM stage 2", ROOT / "runs/adam-synthetic-stage2/train_log.jsonl"),
+            ("AdaM stage 1", ROOT / "runs/adam-default-1/train_log.jsonl"),
+            ("AdaM stage 2", ROOT / "runs/adam-default-2/train_log.jsonl"),
+            ("AdaM stage 3", ROOT / "runs/adam-default-3/train_log.jsonl"),
             ("MSG-VIM", ROOT / "runs/msgvim-synthetic/train_log.jsonl"),
         )
         if log.is_file()
