@@ -58,7 +58,7 @@ def export(name: str, checkpoint: Path, run, tolerance: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adam", type=Path, help="AdaM checkpoint (adam-small)")
+    parser.add_argument("--adam", type=Path, help="AdaM checkpoint (adam-mnv2)")
     parser.add_argument("--msgvim", type=Path, help="MSG-VIM checkpoint (msgvim-small)")
     parser.add_argument("--tolerance", type=float, default=0.1, help="mean 8-bit levels fp16 may change")
     args = parser.parse_args()

@@ -23,7 +23,7 @@ from vidmatte.models.registry import available_models, build_model
 MODEL_KEY = "model"  # safetensors metadata key naming the registry configuration
 # name -> (file in a weights folder, registry configuration)
 DEFAULT_WEIGHTS: dict[str, tuple[str, str]] = {
-    "adam-default": ("adam-default.safetensors", "adam-small"),
+    "adam-default": ("adam-default.safetensors", "adam-mnv2"),
     "msgvim-default": ("msgvim-default.safetensors", "msgvim-small"),
 }
 # Inside the package (package data), so that an installed wheel carries them as a source checkout does.
