@@ -246,3 +246,14 @@ def test_matte_and_matte_vim_share_one_default_the_state_restarts_at_every_chunk
     session = MsgVimSession(engine.network, carry_state=True)
     carried = [session(chunk, targets, references) for chunk in rgb][1]
     assert np.abs(carried - alone).max() > 1e-4
+
+
+def test_on_a_cpu_instances_are_batched_within_a_memory_budget():
+    from vidmatte.inference.msgvim import BYTES_PER_INSTANCE_PIXEL, CPU_BATCH_BYTES, MARGIN
+
+    model = _SmallMemory(limit=10**6)
+    targets = np.zeros((12, 10, 256, 256), bool)
+    MsgVimSession(model)(np.zeros((10, 256, 256, 3), np.float32), targets, targets)
+    per_instance = BYTES_PER_INSTANCE_PIXEL * 10 * (256 + 2 * MARGIN) ** 2
+    fits = CPU_BATCH_BYTES // per_instance
+    assert 1 < fits < 12 and model.batches == [fits] * (12 // fits) + ([12 % fits] if 12 % fits else [])

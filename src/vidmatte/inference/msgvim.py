@@ -31,6 +31,11 @@ from vidmatte.models.msgvim.temporal_guidance import TemporalState
 
 CHUNK_SIZE = 10  # frames per chunk (paper, table 9)
 MARGIN = 32  # reflect padding the reference adds around every frame before the network
+# Peak memory of msgvim-small per instance, frame and (padded) pixel in one forward pass on a CPU (measured:
+# 10.6 GB for 20 instances of 10 frames at 360x264), and what one pass may take: 20 people at 768x576 would
+# otherwise ask for tens of GB at once
+BYTES_PER_INSTANCE_PIXEL = 560
+CPU_BATCH_BYTES = 3 * 2**30
 FRAMES_FOLDER = "com"  # VIM50: <clip>/com/<frame>.png
 
 
@@ -231,8 +236,9 @@ class MsgVimSession:
             (:class:`vidmatte.inference.onnx_backend.OnnxMsgVim`, CPU).
         carry_state: pass each instance's temporal state from one chunk to the next (the paper
             resets it at every chunk).
-        instance_batch: instances per forward pass (``None``: all of a chunk's instances at once,
-            halved whenever the accelerator runs out of memory).
+        instance_batch: instances per forward pass (``None``: on an accelerator all of a chunk's
+            instances at once, halved whenever it runs out of memory; on a CPU as many as fit in
+            :data:`CPU_BATCH_BYTES`, since a CPU process that runs out of memory is killed outright).
         margin: padding around each frame, as the reference.
         device: where the network runs.
         channels_last: hold the network's weights channels-last, so that its convolutions run in that
@@ -266,7 +272,7 @@ class MsgVimSession:
         alphas = np.zeros((count, time, height, width), np.float32)
         start = 0
         while start < count:
-            step = self.instance_batch or count
+            step = self.instance_batch or self._fitting(count, frames.shape)
             group = list(range(start, min(start + step, count)))
             try:
                 alphas[group] = self._matte_group(frames, targets[group], references[group], group)
@@ -280,6 +286,13 @@ class MsgVimSession:
                 continue
             start += len(group)
         return alphas
+
+    def _fitting(self, count: int, shape: torch.Size) -> int:
+        """Instances per forward pass when none is set: all on an accelerator, a memory budget's on a CPU."""
+        if torch.device(self.device).type != "cpu":
+            return count
+        time, _, height, width = shape
+        return max(1, min(count, CPU_BATCH_BYTES // (BYTES_PER_INSTANCE_PIXEL * time * height * width)))
 
     def _matte_group(
         self, frames: torch.Tensor, targets: np.ndarray, references: np.ndarray, group: list[int]
