@@ -4,6 +4,7 @@ benchmarks/app_screenshot.py, so that the README's screenshot comes from the run
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import tempfile
@@ -235,6 +236,17 @@ class AppPage:
     def show(self, element_id: str) -> None:
         """Scroll ``element_id`` into view (a browser plays a muted video only while it is seen)."""
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", self.element(element_id))
+
+    def screenshot(self, path: Path) -> None:
+        """Save the whole page (not only what the window shows) as PNG."""
+        width, height = self.driver.execute_script(
+            "const e = document.documentElement; return [e.scrollWidth, e.scrollHeight]"
+        )
+        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
 
     def preview_video(self) -> dict[str, float]:
         """The finished preview video's ``readyState``, ``currentTime`` and ``duration``."""

@@ -88,7 +88,7 @@ def test_keep_one_of_two_people_matte_watch_and_download(server, browser, workdi
     name, _ = links[f"Alpha, person {kept}"]
     assert name == f"two people-alpha-person{kept}.mp4"
     if os.environ.get("VIDMATTE_APP_SCREENSHOT"):
-        browser.save_screenshot(os.environ["VIDMATTE_APP_SCREENSHOT"])
+        page.screenshot(Path(os.environ["VIDMATTE_APP_SCREENSHOT"]))
     browser.find_element("link text", f"Alpha, person {kept}").click()
     alpha = downloads / name
     wait_for(lambda: alpha.exists() and not list(downloads.glob("*.crdownload")), 30, "the download")
