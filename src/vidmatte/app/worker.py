@@ -50,7 +50,7 @@ def _cancel(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def _reported(progress: JobProgress, session: Session) -> Iterator[None]:
     """Record how the task ended in its state file; exit quietly when cancelled."""
-    signal.signal(signal.SIGTERM, _cancel)
+    previous = signal.signal(signal.SIGTERM, _cancel)
     try:
         yield
     except VidmatteError as error:
@@ -60,6 +60,8 @@ def _reported(progress: JobProgress, session: Session) -> Iterator[None]:
     except Exception as error:
         traceback.print_exc()
         progress.fail(f"vidmatte: internal error: {type(error).__name__}: {error}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def video_path(session: Session) -> Path:
