@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import socket
 import tempfile
 import threading
@@ -194,19 +195,45 @@ class AppPage:
     def click_frame(self, x: float, y: float) -> None:
         """Click the first frame at pixel ``(x, y)`` of the video and wait for the page to redraw."""
         view = self.element("people-view")
-        size = self.driver.execute_script(
+        before = view.get_attribute("data-source")
+        offset = self._offset(view, x, y)
+        ActionChains(self.driver).move_to_element_with_offset(view, *offset).click().perform()
+        self._wait_for_redraw(before, "the click's redraw")
+
+    def paint(self, mode: str, points: list[tuple[float, float]], radius: int) -> None:
+        """Paint a stroke through ``points`` (pixels of the video) with the ``mode`` tool ("add",
+        "erase") and a brush of ``radius`` pixels, then wait for the page to redraw."""
+        self.driver.find_element(By.CSS_SELECTOR, f"input[name=tool][value={mode}]").click()
+        self.driver.execute_script(
+            "const b = document.getElementById('brush'); b.value = arguments[0];"
+            "b.dispatchEvent(new Event('change', {bubbles: true}))",
+            radius,
+        )
+        view, canvas = self.element("people-view"), self.element("paint")
+        before = view.get_attribute("data-source")
+        offsets = [self._offset(view, x, y) for x, y in points]
+        actions = ActionChains(self.driver).move_to_element_with_offset(canvas, *offsets[0]).click_and_hold()
+        for (x0, y0), (x1, y1) in itertools.pairwise(offsets):
+            actions.move_by_offset(x1 - x0, y1 - y0)
+        actions.release().perform()
+        self._wait_for_redraw(before, "the painting")
+        self.driver.find_element(By.CSS_SELECTOR, "input[name=tool][value=pick]").click()
+
+    def _wait_for_redraw(self, before: str | None, what: str) -> None:
+        view = self.element("people-view")
+        wait_for(lambda: view.get_attribute("data-source") != before or self.error(), 20, what)
+        loaded = "const v = arguments[0]; return v.complete && v.naturalWidth > 0"
+        wait_for(lambda: self.driver.execute_script(loaded, view), 20, what)
+
+    def _offset(self, view, x: float, y: float) -> tuple[int, int]:
+        """Selenium's offset (from the element's centre, in CSS pixels) of pixel ``(x, y)`` of the frame."""
+        natural_width, natural_height, shown_width, shown_height = self.driver.execute_script(
             "const v = arguments[0]; return [v.naturalWidth, v.naturalHeight, v.clientWidth, v.clientHeight]",
             view,
         )
-        natural_width, natural_height, shown_width, shown_height = size
-        before = view.get_attribute("data-source")
-        # Selenium's offsets are from the element's centre, in CSS pixels
         dx = (x + 0.5) * shown_width / natural_width - shown_width / 2
         dy = (y + 0.5) * shown_height / natural_height - shown_height / 2
-        ActionChains(self.driver).move_to_element_with_offset(view, round(dx), round(dy)).click().perform()
-        wait_for(
-            lambda: view.get_attribute("data-source") != before or self.error(), 20, "the click's redraw"
-        )
+        return round(dx), round(dy)
 
     def start(
         self, model: str, outputs: tuple[str, ...] = ("alpha", "composite"), format: str = "mp4"

@@ -16,8 +16,10 @@ import pytest
 from app_driver import AppPage, chromium, left_columns, running_app, two_people, wait_for, write_clip
 from starlette.requests import Request
 
+from vidmatte.app.correction import ADDED
 from vidmatte.app.server import AppSettings, Page, PageError
 from vidmatte.cli import main
+from vidmatte.io.frames import read_grey_u8
 
 pytestmark = pytest.mark.slow
 WIDTH, HEIGHT = (int(side) for side in os.environ.get("VIDMATTE_APP_SIZE", "256x144").split("x"))
@@ -162,9 +164,17 @@ def test_a_cancelled_job_survives_a_reload_and_leaves_nothing_but_the_session(
     session = page.open_new_session()
     page.upload(clip)
     page.wait_for_people()
+    # paint AdaM's first-frame mask down the wall between the two people
+    gap = WIDTH / 2
+    page.paint("add", [(gap, 0.2 * HEIGHT), (gap, 0.5 * HEIGHT), (gap, 0.8 * HEIGHT)], radius=3)
+    painted = read_grey_u8(workdir / session / "correction.png") == ADDED
+    stripe = (slice(round(0.25 * HEIGHT), round(0.75 * HEIGHT)), slice(round(gap) - 1, round(gap) + 2))
+    assert painted[stripe].all() and painted.mean() < 0.1
     before = files_under(workdir / session)
     page.start("adam", outputs=("alpha", "composite", "rgba"), format="webm")
     wait_for(lambda: page.frames_shown() >= 1, 120, "the first matted frame")
+    (first_mask,) = (workdir / session / "jobs").glob("*/first-mask.png")
+    assert (read_grey_u8(first_mask) >= 128)[stripe].all()  # the painting is part of AdaM's first mask
     browser.refresh()  # the running job is found again
     wait_for(lambda: page.element("cancel").is_displayed(), 20, "the running job after a reload")
     assert any((workdir / session / "jobs").rglob("out/.alpha.webm.lock"))  # the output being written

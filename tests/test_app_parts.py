@@ -135,3 +135,10 @@ def test_jobs_run_in_process_keep_the_chosen_person_and_report_errors_as_the_com
     assert state["error"].startswith("vidmatte: error: ") and "cannot hold transparency" in state["error"]
     assert "\n" not in state["error"] and not list((failing / "out").glob("*"))
     assert json.loads((failing / JOB_FILE).read_text())["outputs"] == ["rgba"]
+
+
+def test_a_painted_first_mask_lets_adam_run_without_a_kept_person():
+    painted = {**GOOD, "keep": []}
+    assert JobSpec.from_request(painted, [0, 1], has_image=False, painted=True).keep == []
+    with pytest.raises(VidmatteError, match="nobody is kept"):
+        JobSpec.from_request({**painted, "model": "msgvim"}, [0, 1], has_image=False, painted=True)

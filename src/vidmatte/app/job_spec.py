@@ -36,13 +36,14 @@ class JobSpec:
     background: str
 
     @classmethod
-    def from_request(cls, data: Any, people: list[int], has_image: bool) -> JobSpec:
+    def from_request(cls, data: Any, people: list[int], has_image: bool, painted: bool = False) -> JobSpec:
         """The settings a page sent, checked.
 
         Args:
             data: the decoded JSON body.
             people: the ids of the first frame's people.
             has_image: the session has a background image.
+            painted: the session has a painted correction of AdaM's first-frame mask.
 
         Raises:
             VidmatteError: a setting that is missing or not one the page offers, naming it.
@@ -59,10 +60,10 @@ class JobSpec:
             raise VidmatteError(f"outputs: expected some of {', '.join(OUTPUT_KINDS)}, got {outputs!r}")
         if not isinstance(keep, list) or not set(keep) <= set(people):
             raise VidmatteError(f"keep: expected some of the people {people}, got {keep!r}")
-        if people and not keep:
-            raise VidmatteError("nobody is kept: click at least one person on the first frame")
         if model == "msgvim" and not people:
             raise VidmatteError("nobody was found on the first frame: MSG-VIM mattes people; use AdaM")
+        if people and not keep and (model == "msgvim" or not painted):
+            raise VidmatteError("nobody is kept: click at least one person on the first frame")
         if not isinstance(background, str) or (
             parse_colour(background) is None and not (background == IMAGE_BACKGROUND and has_image)
         ):

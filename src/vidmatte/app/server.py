@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
@@ -28,6 +29,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vidmatte.app import worker
+from vidmatte.app.correction import (
+    CORRECTION_FILE,
+    MAX_RADIUS,
+    MODES,
+    load_correction,
+    paint_stroke,
+    save_correction,
+)
 from vidmatte.app.job_spec import JobSpec
 from vidmatte.app.people import FIRST_FRAME_FILE, FirstFramePeople
 from vidmatte.app.people_view import render_people
@@ -43,6 +52,7 @@ from vidmatte.segmentation.preview import track_colours
 
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_UPLOAD_MB = 2048
+MAX_STROKE_POINTS = 10_000
 NO_STORE = {"Cache-Control": "no-store"}
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^\w .()+-]")
 
@@ -143,6 +153,9 @@ class Page:
         if state is None or state["status"] != "done":
             return state
         kept = self._kept(session, state["people"])
+        painting = session.folder / CORRECTION_FILE
+        # when the correction was last painted (so that the page redraws), None if never
+        state["painting"] = painting.stat().st_mtime_ns if painting.is_file() else None
         colours = (track_colours(state["people"]) * 255).round().astype(int)
         state["people"] = [
             {"id": person, "colour": "#{:02x}{:02x}{:02x}".format(*colour), "kept": person in kept}
@@ -272,7 +285,7 @@ class Page:
         """The first frame with its people marked, as PNG."""
         people = self._people(session)
         image = read_rgb_u8(session.people_folder / FIRST_FRAME_FILE)
-        view = render_people(image, people, self._kept(session, people.ids))
+        view = render_people(image, people, self._kept(session, people.ids), load_correction(session.folder))
         buffer = io.BytesIO()
         Image.fromarray(view).save(buffer, format="PNG")
         return buffer.getvalue()
@@ -300,6 +313,37 @@ class Page:
             self._select(session, people, data["person"], data["keep"])
         return self.state(session)
 
+    def paint(self, session: Session, data: Any) -> dict[str, Any]:
+        """Paint a stroke of AdaM's first-frame correction: ``{"mode": "add"|"erase", "radius": pixels,
+        "points": [[x, y], ...]}`` in the frame's pixels."""
+        if not isinstance(data, dict) or data.get("mode") not in MODES:
+            raise PageError(f"a stroke's mode is one of {', '.join(MODES)}")
+        radius, points = data.get("radius"), data.get("points")
+        if not isinstance(radius, int | float) or not 0.5 <= radius <= MAX_RADIUS:
+            raise PageError(f"a brush's radius is 0.5 to {MAX_RADIUS} pixels")
+        if (
+            not isinstance(points, list)
+            or not 0 < len(points) <= MAX_STROKE_POINTS
+            or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(c, int | float) for c in p)
+                for p in points
+            )
+        ):
+            raise PageError(f"a stroke has 1 to {MAX_STROKE_POINTS} points [x, y]")
+        with self._lock:
+            people = self._people(session)
+            correction = load_correction(session.folder)
+            if correction is None:
+                correction = np.zeros(people.masks.shape[1:], np.uint8)
+            save_correction(session.folder, paint_stroke(correction, points, radius, data["mode"]))
+        return self.state(session)
+
+    def clear_painting(self, session: Session) -> dict[str, Any]:
+        """Remove the painted correction."""
+        with self._lock:
+            (session.folder / CORRECTION_FILE).unlink(missing_ok=True)
+        return self.state(session)
+
     def _select(self, session: Session, people: FirstFramePeople, person: int, keep: bool) -> None:
         kept = set(self._kept(session, people.ids)) - {person} | ({person} if keep else set())
         write_state(session.selection_file, {"kept": sorted(kept)})
@@ -316,7 +360,8 @@ class Page:
             if isinstance(data, dict):
                 data = {**data, "keep": self._kept(session, people.ids)}
             try:
-                spec = JobSpec.from_request(data, people.ids, has_image)
+                painted = (session.folder / CORRECTION_FILE).is_file()
+                spec = JobSpec.from_request(data, people.ids, has_image, painted)
             except VidmatteError as error:
                 raise PageError(f"vidmatte: error: {error}") from None
             folder = session.job_folder(new_job_id())
@@ -446,6 +491,8 @@ def build_app(settings: AppSettings) -> Starlette:
         Route(f"{api}/people.png", endpoint(people_png)),
         Route(f"{api}/click", endpoint(page.click, body=True), methods=["POST"]),
         Route(f"{api}/keep", endpoint(page.keep, body=True), methods=["POST"]),
+        Route(f"{api}/paint", endpoint(page.paint, body=True), methods=["POST"]),
+        Route(f"{api}/paint/clear", endpoint(page.clear_painting), methods=["POST"]),
         Route(f"{api}/jobs", endpoint(page.start_job, body=True), methods=["POST"]),
         Route(f"{job}/cancel", endpoint(page.cancel_job), methods=["POST"]),
         Route(job + "/live/{frame:int}.jpg", endpoint(live)),

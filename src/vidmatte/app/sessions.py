@@ -8,6 +8,7 @@ one (each new tab opens a new session) and a reload finds its own again. Layout:
         input/<name>          an uploaded video (a path on the machine is read where it is)
         people/               the first frame (first.png), its people (people.json), state.json
         selection.json        the people kept: {"kept": [ids]}
+        correction.png        a painted correction of AdaM's first-frame mask
         background/<name>     an uploaded background image
         jobs/<job>/           one matting job: job.json (its settings), state.json (progress),
                               preview/ (live.jpg, preview.mp4), out/ (the outputs), masks for the model

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidmatte.app.correction import corrected_mask, load_correction
 from vidmatte.app.downloads import describe_outputs
 from vidmatte.app.job_spec import IMAGE_BACKGROUND, JobSpec
 from vidmatte.app.people import FIRST_FRAME_FILE, FirstFramePeople, find_people, match_tracks
@@ -119,8 +120,12 @@ def run_job(job_folder: str, device: str) -> None:
         people = FirstFramePeople.load(session.people_folder)
         options: dict[str, object] = {}
         instances: dict[str, int] = {}
-        if spec.model == "adam" and people.ids:
-            write_image(job / FIRST_MASK_FILE, people.union(spec.keep).astype(np.uint8) * 255)
+        correction = load_correction(session.folder)
+        if spec.model == "adam" and (people.ids or correction is not None):
+            mask = corrected_mask(people.union(spec.keep), correction)
+            if not mask.any():
+                raise VidmatteError("the first-frame mask is empty: keep a person, or paint one")
+            write_image(job / FIRST_MASK_FILE, mask.astype(np.uint8) * 255)
             options["first_mask"] = job / FIRST_MASK_FILE
         elif spec.model == "adam":
             options["segmentor"] = "own"  # nobody found: the model's own first-frame head

@@ -93,9 +93,10 @@ function showPeople(people) {
   $("people-status").textContent = found.length
     ? `${found.length} ${found.length === 1 ? "person" : "people"} on the first frame, ` +
       `${found.filter((p) => p.kept).length} kept.`
-    : "Nobody was found on the first frame: AdaM mattes with its own first-frame estimate.";
+    : "Nobody was found on the first frame: AdaM starts from its own estimate, or from what you paint.";
   $("people-figure").hidden = false;
-  const version = found.map((p) => `${p.id}${p.kept ? "k" : "d"}`).join("-");
+  $("clear-paint").hidden = !people.painting;
+  const version = found.map((p) => `${p.id}${p.kept ? "k" : "d"}`).join("-") + `-${people.painting || 0}`;
   const source = `${api}/people.png?v=${version}`;
   if ($("people-view").dataset.source !== source) {
     $("people-view").dataset.source = source;
@@ -245,6 +246,67 @@ $("people-view").addEventListener("click", (event) => {
   const y = (event.offsetY * image.naturalHeight) / image.clientHeight;
   act(() => call("POST", "/click", { x, y }));
 });
+
+// Painting corrects AdaM's first-frame mask: a stroke is drawn here as the pointer moves, and sent (in the
+// frame's pixels) when it ends; the server's redrawn first frame then shows it.
+const HELP = {
+  pick: "Click a person to keep or drop them.",
+  add: "Paint what AdaM's first-frame mask misses (MSG-VIM follows the people's own masks).",
+  erase: "Erase what AdaM's first-frame mask should not hold.",
+};
+let stroke = null;
+
+function tool() {
+  return document.querySelector("input[name=tool]:checked").value;
+}
+
+function toFrame(event) {
+  const image = $("people-view");
+  return [(event.offsetX * image.naturalWidth) / image.clientWidth, (event.offsetY * image.naturalHeight) / image.clientHeight];
+}
+
+$("tools").addEventListener("change", () => {
+  $("frame-box").classList.toggle("painting", tool() !== "pick");
+  $("people-help").textContent = HELP[tool()];
+});
+
+$("paint").addEventListener("pointerdown", (event) => {
+  const canvas = $("paint");
+  canvas.width = canvas.clientWidth;
+  canvas.height = canvas.clientHeight;
+  canvas.setPointerCapture(event.pointerId);
+  stroke = { mode: tool(), radius: Number($("brush").value), points: [toFrame(event)], last: [event.offsetX, event.offsetY] };
+});
+
+$("paint").addEventListener("pointermove", (event) => {
+  if (!stroke) return;
+  const context = $("paint").getContext("2d");
+  const scale = $("people-view").clientWidth / $("people-view").naturalWidth;
+  context.strokeStyle = stroke.mode === "add" ? "rgba(255,255,255,0.7)" : "rgba(0,0,0,0.7)";
+  context.lineWidth = 2 * stroke.radius * scale;
+  context.lineCap = context.lineJoin = "round";
+  context.beginPath();
+  context.moveTo(...stroke.last);
+  context.lineTo(event.offsetX, event.offsetY);
+  context.stroke();
+  stroke.last = [event.offsetX, event.offsetY];
+  stroke.points.push(toFrame(event));
+});
+
+$("paint").addEventListener("pointerup", () => {
+  if (!stroke) return;
+  const { mode, radius, points } = stroke;
+  stroke = null;
+  act(async () => {
+    const next = await call("POST", "/paint", { mode, radius, points });
+    $("people-view").addEventListener("load", () => {
+      $("paint").getContext("2d").clearRect(0, 0, $("paint").width, $("paint").height);
+    }, { once: true });
+    return next;
+  });
+});
+
+$("clear-paint").addEventListener("click", () => act(() => call("POST", "/paint/clear")));
 
 $("people-list").addEventListener("change", (event) => {
   const person = Number(event.target.dataset.person);
