@@ -176,6 +176,12 @@ class AppPage:
         """Choose ``path`` in the file chooser (the page uploads it at once)."""
         self.element("file").send_keys(str(path))
 
+    def upload_background(self, path: Path) -> None:
+        """Upload ``path`` as the composite's background; wait until the page takes it or says why not."""
+        self.element("background-file").send_keys(str(path))
+        chosen = lambda: self.element("use-image").is_selected() or self.error()  # noqa: E731
+        wait_for(chosen, 20, "the background")
+
     def wait_for_people(self, timeout: float = 180) -> list[int]:
         """Wait until the first frame's people are shown; their ids."""
         wait_for(lambda: self.element("people-figure").is_displayed() or self.error(), timeout, "the people")

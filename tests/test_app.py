@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from app_driver import AppPage, chromium, left_columns, running_app, two_people, wait_for, write_clip
+from PIL import Image
 from starlette.requests import Request
 
 from vidmatte.app.correction import ADDED
@@ -24,7 +26,8 @@ from vidmatte.io.frames import read_grey_u8
 pytestmark = pytest.mark.slow
 WIDTH, HEIGHT = (int(side) for side in os.environ.get("VIDMATTE_APP_SIZE", "256x144").split("x"))
 FRAMES, RATE = 6, 10
-SESSION_LAYOUT = {"video.json", "input", "people", "selection.json", "jobs", "background"}
+BLUE = (40, 60, 200)
+SESSION_LAYOUT = {"video.json", "input", "people", "selection.json", "correction.png", "jobs", "background"}
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,13 @@ def test_keep_one_of_two_people_matte_watch_and_download(server, browser, workdi
     left = left_columns(0, WIDTH, HEIGHT)
     page.click_frame(WIDTH - (left.start + left.stop) / 2, 0.3 * HEIGHT)
     (kept,) = page.kept()
+    # composite over an uploaded picture, after one that is not a picture
+    (tmp_path / "wall.png").write_text("not a picture")
+    page.upload_background(tmp_path / "wall.png")
+    assert page.error().startswith("vidmatte: error: wall.png: ")
+    Image.new("RGB", (64, 48), BLUE).save(tmp_path / "blue.png")
+    page.upload_background(tmp_path / "blue.png")
+    assert not page.error() and page.text("background-name") == "blue.png"
     page.start("msgvim", outputs=("alpha", "composite"))
     page.wait_until_done()
     # the live preview plays every frame as it comes, then the finished preview video takes over
@@ -100,6 +110,10 @@ def test_keep_one_of_two_people_matte_watch_and_download(server, browser, workdi
     for index, matte in enumerate(mattes):
         kept, dropped = person_regions(index)
         assert matte[kept].mean() > 0.5 * 255 and matte[dropped].mean() < 0.02 * 255
+    (composite,) = (workdir / session / "jobs").glob(f"*/out/composite/{0:03d}.mp4")
+    with av.open(str(composite)) as container:
+        corner = next(container.decode(video=0)).to_ndarray(format="rgb24")[:8, :8]
+    assert np.abs(corner.reshape(-1, 3).mean(axis=0) - BLUE).max() < 12  # over the uploaded picture
     assert {p.name for p in (workdir / session).iterdir()} <= SESSION_LAYOUT
     # a reload finds the finished job; a second tab is a session of its own
     browser.refresh()

@@ -269,7 +269,7 @@ class Page:
         if read_state(session.video_record) is None:
             raise PageError("open a video first", 409)
         name = upload_name(request.query_params.get("name", ""), "background")
-        incoming = session.folder / ".incoming-background"
+        incoming = session.incoming_folder
         path = await self._receive(request, incoming, name)
         try:
             await run_in_threadpool(_check_background, session, path)

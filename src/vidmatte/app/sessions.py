@@ -9,7 +9,7 @@ one (each new tab opens a new session) and a reload finds its own again. Layout:
         people/               the first frame (first.png), its people (people.json), state.json
         selection.json        the people kept: {"kept": [ids]}
         correction.png        a painted correction of AdaM's first-frame mask
-        background/<name>     an uploaded background image
+        background/<name>     an uploaded background image (checked in .incoming/ first)
         jobs/<job>/           one matting job: job.json (its settings), state.json (progress),
                               preview/ (live.jpg, preview.mp4), out/ (the outputs), masks for the model
 """
@@ -74,6 +74,11 @@ class Session:
         return self.folder / "background"
 
     @property
+    def incoming_folder(self) -> Path:
+        """Where an upload waits while it is checked."""
+        return self.folder / ".incoming"
+
+    @property
     def jobs_folder(self) -> Path:
         return self.folder / "jobs"
 
@@ -95,9 +100,11 @@ class Session:
         return jobs[-1] if jobs else None
 
     def public(self, message: str) -> str:
-        """``message`` with the session's upload folder left out, so that an uploaded file is named as
+        """``message`` with the session's upload folders left out, so that an uploaded file is named as
         the person named it (``clip.mp4: ...``), as the command line would name it."""
-        return message.replace(f"{self.input_folder}/", "").replace(f"{self.background_folder}/", "")
+        for folder in (self.input_folder, self.background_folder, self.incoming_folder):
+            message = message.replace(f"{folder}/", "")
+        return message
 
 
 class SessionStore:
