@@ -96,7 +96,11 @@ def test_keep_one_of_two_people_matte_watch_and_download(server, browser, workdi
     seen = {round(page.preview_video()["time"], 2)}
     wait_for(lambda: seen.add(round(page.preview_video()["time"], 2)) or len(seen) >= 3, 20, "playing")
     links = page.downloads()
-    assert set(links) == {f"Alpha, person {kept}", f"Composite, person {kept}", "Everyone, colour-coded"}
+    assert set(links) == {
+        f"Alpha, person {kept}",
+        f"Composite, person {kept}",
+        "The people kept, colour-coded",
+    }
     name, _ = links[f"Alpha, person {kept}"]
     assert name == f"two people-alpha-person{kept}.mp4"
     if os.environ.get("VIDMATTE_APP_SCREENSHOT"):

@@ -12,7 +12,7 @@ LABELS = {
     "foreground": "Foreground",
     "composite": "Composite",
     "rgba": "Transparent",
-    INSTANCES: "Everyone, colour-coded",
+    INSTANCES: "The people kept, colour-coded",
 }
 
 

@@ -180,6 +180,7 @@ function showJob(job) {
 function playLive() {
   const job = state && state.job;
   if (!job || job.id !== shownJob) return;
+  if ($("live").dataset.frame && !$("live").complete) return;  // every frame is shown, none skipped
   if (job.live_last != null && liveCursor < job.live_last) {
     liveCursor = Math.max(liveCursor + 1, job.live_first);
     $("live").dataset.frame = String(liveCursor);
