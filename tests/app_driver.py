@@ -128,15 +128,19 @@ def chromium(downloads: Path, width: int = 1100, height: int = 1000) -> Iterator
             driver.quit()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it is truthy (returned) or ``timeout`` seconds pass (AssertionError)."""
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, describe: Callable[[], str] | None = None
+) -> Any:
+    """Poll ``condition`` until it is truthy (returned) or ``timeout`` seconds pass (AssertionError,
+    with what ``describe`` says of the situation)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = condition()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    situation = f" ({describe()})" if describe is not None else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{situation}")
 
 
 class AppPage:
@@ -175,6 +179,10 @@ class AppPage:
     def upload(self, path: Path) -> None:
         """Choose ``path`` in the file chooser (the page uploads it at once)."""
         self.element("file").send_keys(str(path))
+
+    def situation(self) -> str:
+        """What the page shows of the job, for a failure message."""
+        return f"progress {self.text('progress-text')!r}, error {self.error()!r}"
 
     def upload_background(self, path: Path) -> None:
         """Upload ``path`` as the composite's background; wait until the page takes it or says why not."""

@@ -8,7 +8,10 @@ larger clip, ``VIDMATTE_APP_SIZE=512x288``) to take the README's screenshot from
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import av
@@ -177,7 +180,7 @@ def test_the_server_refuses_an_upload_over_the_limit_as_it_streams(tmp_path):
 def test_a_cancelled_job_survives_a_reload_and_leaves_nothing_but_the_session(
     server, browser, workdir, tmp_path
 ):
-    clip = write_clip(tmp_path / "long.mp4", [two_people(i, WIDTH, HEIGHT) for i in range(80)], RATE)
+    clip = write_clip(tmp_path / "long.mp4", [two_people(i, WIDTH, HEIGHT) for i in range(200)], RATE)
     page = AppPage(browser, server)
     session = page.open_new_session()
     page.upload(clip)
@@ -190,13 +193,23 @@ def test_a_cancelled_job_survives_a_reload_and_leaves_nothing_but_the_session(
     assert painted[stripe].all() and painted.mean() < 0.1
     before = files_under(workdir / session)
     page.start("adam", outputs=("alpha", "composite", "rgba"), format="webm")
-    wait_for(lambda: page.frames_shown() >= 1, 120, "the first matted frame")
+    wait_for(lambda: page.frames_shown() >= 1, 120, "the first matted frame", page.situation)
     (first_mask,) = (workdir / session / "jobs").glob("*/first-mask.png")
     assert (read_grey_u8(first_mask) >= 128)[stripe].all()  # the painting is part of AdaM's first mask
     browser.refresh()  # the running job is found again
-    wait_for(lambda: page.element("cancel").is_displayed(), 20, "the running job after a reload")
+    wait_for(lambda: page.element("cancel").is_displayed(), 20, "the job after a reload", page.situation)
     assert any((workdir / session / "jobs").rglob("out/.alpha.webm.lock"))  # the output being written
     page.element("cancel").click()
-    wait_for(lambda: page.text("progress-text").startswith("Cancelled"), 30, "the cancellation")
+    cancelled = lambda: page.text("progress-text").startswith("Cancelled")  # noqa: E731
+    wait_for(cancelled, 30, "the cancellation", page.situation)
     assert files_under(workdir / session) == before
     assert not (workdir / session / "jobs").exists()
+
+
+def test_a_local_server_answers_only_requests_that_name_this_machine(server):
+    url = f"{server}/api/s/{'c' * 22}/state"
+    assert json.loads(urllib.request.urlopen(url).read())["video"] is None
+    # a web site whose name points here (DNS rebinding) must not reach the page
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "attacker.example"}))
+    assert refused.value.code == 400

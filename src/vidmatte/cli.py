@@ -847,7 +847,7 @@ def _run_app(args: argparse.Namespace) -> int:
             f"vidmatte app needs the 'app' extra ({error.name} is missing): pip install 'vidmatte[app]'"
         ) from None
     settings = AppSettings(
-        Path(args.workdir).absolute(), args.device, args.max_upload * 2**20, allow_paths=is_local(args.host)
+        Path(args.workdir).absolute(), args.device, args.max_upload * 2**20, local=is_local(args.host)
     )
     print(f"vidmatte app: http://{args.host}:{args.port}/ (sessions in {settings.workdir}; Ctrl-C stops)")
     serve(settings, args.host, args.port)

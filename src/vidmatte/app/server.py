@@ -23,6 +23,8 @@ import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -53,6 +55,7 @@ from vidmatte.segmentation.preview import track_colours
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_UPLOAD_MB = 2048
 MAX_STROKE_POINTS = 10_000
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1"]
 NO_STORE = {"Cache-Control": "no-store"}
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^\w .()+-]")
 
@@ -65,14 +68,16 @@ class AppSettings:
         workdir: the folder that holds the sessions' folders; nothing is written outside it.
         device: where the workers run the models (``cpu``, ``cuda``).
         max_upload: the largest upload accepted, in bytes.
-        allow_paths: the page may open a video by its path on this machine (only when the server
-            listens on this machine alone: a path reads any file the server can).
+        local: the server listens on this machine alone. Only then may the page open a video by its
+            path on this machine (a path reads any file the server can), and requests must then name
+            this machine as their host, so that no web site can reach the page through a name of its
+            own that points here (DNS rebinding).
     """
 
     workdir: Path
     device: str = "cpu"
     max_upload: int = DEFAULT_MAX_UPLOAD_MB * 2**20
-    allow_paths: bool = True
+    local: bool = True
 
 
 class PageError(Exception):
@@ -143,7 +148,7 @@ class Page:
             "people": people,
             "background": backgrounds[-1].name if backgrounds else None,
             "job": self._job_state(session, job_id) if job_id else None,
-            "allow_paths": self.settings.allow_paths,
+            "allow_paths": self.settings.local,
             "max_upload": self.settings.max_upload,
         }
 
@@ -214,7 +219,7 @@ class Page:
 
     def open_path(self, session: Session, data: Any) -> dict[str, Any]:
         """Open a video by its path on this machine."""
-        if not self.settings.allow_paths:
+        if not self.settings.local:
             raise PageError("opening a path is off: the app listens beyond this machine; upload instead", 403)
         text = data.get("path") if isinstance(data, dict) else None
         if not isinstance(text, str) or not text.strip():
@@ -425,7 +430,7 @@ def build_app(settings: AppSettings) -> Starlette:
     """The Starlette application of the page.
 
     Args:
-        settings: the working folder, device, upload limit and whether paths may be opened.
+        settings: the working folder, device, upload limit and whether it serves this machine alone.
     """
     page = Page(settings)
 
@@ -499,7 +504,8 @@ def build_app(settings: AppSettings) -> Starlette:
         Route(f"{job}/preview.mp4", endpoint(preview)),
         Route(job + "/outputs/{index:int}", endpoint(download)),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)] if settings.local else []
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
 async def _json(request: Request) -> Any:
