@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -194,6 +195,8 @@ def test_a_cancelled_job_survives_a_reload_and_leaves_nothing_but_the_session(
     before = files_under(workdir / session)
     page.start("adam", outputs=("alpha", "composite", "rgba"), format="webm")
     wait_for(lambda: page.frames_shown() >= 1, 120, "the first matted frame", page.situation)
+    progress = r"matting: \d+ / 200 frames · \d+\.\d fps · \d+ s left"
+    wait_for(lambda: re.fullmatch(progress, page.text("progress-text")), 30, "the speed", page.situation)
     (first_mask,) = (workdir / session / "jobs").glob("*/first-mask.png")
     assert (read_grey_u8(first_mask) >= 128)[stripe].all()  # the painting is part of AdaM's first mask
     browser.refresh()  # the running job is found again
