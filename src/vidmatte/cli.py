@@ -808,6 +808,52 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- app
+def _add_app(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "app",
+        help="a local web page: pick the people, preview the matte, download (pip install vidmatte[app])",
+        description="Start a web page for editors on this machine: open a video (upload or a path), click "
+        "the people to keep on its first frame, choose AdaM (one matte) or MSG-VIM (one per person), the "
+        "outputs and format, watch a side-by-side preview while it runs, and download the outputs. Every "
+        "session's files stay in its own folder under --workdir. Needs the 'app' extra.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=7860, help="port (default: 7860)")
+    p.add_argument(
+        "--workdir",
+        default="vidmatte-app",
+        metavar="DIR",
+        help="folder for the sessions' uploads, jobs and outputs (default: ./vidmatte-app)",
+    )
+    p.add_argument("--device", default="cpu", help="where the models run: cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument(
+        "--max-upload",
+        type=_positive_int,
+        default=2048,
+        metavar="MB",
+        help="largest video or background upload, in MB (default: 2048)",
+    )
+    p.set_defaults(run=_run_app)
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from vidmatte.app.server import AppSettings, is_local, serve
+    except ImportError as error:
+        raise VidmatteError(
+            f"vidmatte app needs the 'app' extra ({error.name} is missing): pip install 'vidmatte[app]'"
+        ) from None
+    settings = AppSettings(
+        Path(args.workdir).absolute(), args.device, args.max_upload * 2**20, local=is_local(args.host)
+    )
+    print(f"vidmatte app: http://{args.host}:{args.port}/ (sessions in {settings.workdir}; Ctrl-C stops)")
+    serve(settings, args.host, args.port)
+    return 0
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_demo,
     _add_eval,
@@ -815,6 +861,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synth,
     _add_matte,
     _add_segment,
+    _add_app,
     _add_build_vm_benchmark,
     _add_matte_vim,
     _add_convert_msgvim,

@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +122,7 @@ def matte_video(
     accept_truncated: bool = False,
     overwrite: bool = False,
     segmentor: str | None = None,
+    on_frame: Callable[[MattedFrame], None] | None = None,
 ) -> MatteResult:
     """Matte a video with AdaM (everyone in one matte) or MSG-VIM (one matte per instance).
 
@@ -163,6 +164,8 @@ def matte_video(
             its decodable frames and :attr:`MatteResult.truncation` says why; by default it is an error
             and no output is written.
         overwrite: replace outputs that exist already; by default they are refused (before any frame).
+        on_frame: called with each matted frame, in order, once it is queued for the outputs (e.g. to
+            show progress and a preview); it runs in the model's thread, so it should be quick.
 
     Returns:
         The outputs written and the time taken.
@@ -227,6 +230,8 @@ def matte_video(
             writers.submit(item)
             count += 1
             bar.update()
+            if on_frame is not None:
+                on_frame(item)
         paths = writers.finish()
         seconds = time.perf_counter() - start
     return MatteResult(input, paths, count, seconds, instances or [], reader.truncation)

@@ -31,22 +31,26 @@ def track_colours(ids: Sequence[int]) -> np.ndarray:
     return instance_colours(int(ids.max(initial=-1)) + 1)[ids] / 255
 
 
-def render_tracks(image: np.ndarray, masks: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+def render_tracks(
+    image: np.ndarray, masks: np.ndarray, ids: Sequence[int], tinted: Sequence[bool] | None = None
+) -> np.ndarray:
     """One preview frame: each mask tinted in its track's colour, the track's id at the mask's top.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         masks: ``(N, H, W)`` bool, track ``ids[i]``'s mask (empty where the track is absent).
         ids: the tracks' ids.
+        tinted: which masks are tinted (default all); the others get their number only.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
     colours = track_colours(ids)
-    tinted = visualise_instances(image, masks.astype(np.float32), colours * 255)
+    weights = np.ones(len(ids), np.float32) if tinted is None else np.asarray(tinted, np.float32)
+    painted = visualise_instances(image, masks.astype(np.float32) * weights[:, None, None], colours * 255)
     height, width = image.shape[:2]
     size = max(MIN_LABEL_PIXELS, round(height * LABEL_HEIGHT_FRACTION))
-    canvas = Image.fromarray(tinted)
+    canvas = Image.fromarray(painted)
     draw = ImageDraw.Draw(canvas)
     for mask, track_id, colour in zip(masks, ids, colours, strict=True):
         rows = np.flatnonzero(mask.any(axis=1))
