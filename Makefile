@@ -11,10 +11,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,export]'
 	touch $(STAMP)
 
+# the browser tests of `vidmatte app` drive Debian's headless Chromium through its chromedriver
+BROWSER := $(VENV)/.browser
+$(BROWSER): $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	touch $@
+
 demo: $(STAMP)
 	$(BIN)/vidmatte demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile
