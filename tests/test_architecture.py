@@ -22,7 +22,7 @@ LAYERS = {
     "inference": 3,
     "training": 3,
     "demo": 4,
-    "app": 5,
+    "app": 4,
     "cli": 5,
 }
 

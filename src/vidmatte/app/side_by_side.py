@@ -17,9 +17,9 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
-from vidmatte.data.composite import composite
 from vidmatte.inference.backgrounds import open_background
 from vidmatte.inference.outputs import MattedFrame
+from vidmatte.io.composite import composite
 from vidmatte.io.frames import to_u8
 from vidmatte.io.reader import VideoInfo
 from vidmatte.io.writers import FrameWriter
