@@ -259,7 +259,7 @@ def main() -> None:
             print(
                 f"{size} {precision}: {args.model} {adam_ms:.1f} ms/frame{work[args.model]}, "
                 f"RVM (ratio {peer_downsample_ratio(width, height)}) {peer_ms:.1f} ms/frame"
-                f"{work['rvm']}; {args.model} at {Ratio.of(times[args.model], times['rvm'])}",
+                f"{work['rvm']}; time ratio {args.model} / RVM {Ratio.of(times[args.model], times['rvm'])}",
                 flush=True,
             )
             if args.stages:

@@ -48,4 +48,4 @@ class Ratio:
         return cls(median, low, high)
 
     def __str__(self) -> str:
-        return f"{self.median:.2f}x the peer's time (rounds' quartiles {self.low:.2f}-{self.high:.2f})"
+        return f"{self.median:.2f}x (rounds' quartiles {self.low:.2f}-{self.high:.2f})"
