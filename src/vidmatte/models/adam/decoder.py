@@ -2,8 +2,10 @@
 
 Upscaling block: concatenate the previous output with the skip feature of the same scale,
 ``3x3 conv + BN + ReLU``, ``3x3 conv``, bilinear 2x upsampling; the paper's widths are 256, 128,
-128 and 32 at 1/16, 1/8, 1/4 and 1/2. The block at 1/16 has no skip: its input ``Z'`` already
-carries the frame's own feature through the transformer's residual connections.
+128 and 32 at 1/16, 1/8, 1/4 and 1/2 (a convolution of a concatenation is computed as the sum of
+each part's convolution, :func:`conv_of_parts`: the same parameters, no copy). The block at 1/16
+has no skip: its input ``Z'`` already carries the frame's own feature through the transformer's
+residual connections.
 
 First output block, on the 1/4 feature after the second upscaling block: two parallel 3x3 convs
 give the Fg/Bg logits ``m_p`` (2 channels, background then foreground) and the coarse alpha
@@ -71,6 +73,11 @@ def conv_of_parts(conv: nn.Conv2d, parts: Sequence[Tensor]) -> Tensor:
     return out
 
 
+def on_concatenation(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
+    """A block that starts with a convolution (:func:`conv_bn_relu`) applied to ``torch.cat(parts, 1)``."""
+    return block[1:](conv_of_parts(block[0], parts))
+
+
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """``3x3 conv (no bias) -> BatchNorm2d -> ReLU``."""
     return nn.Sequential(
@@ -90,7 +97,7 @@ class UpscalingBlock(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         """``(B, C_in, h, w)`` (+ skip ``(B, C_skip, h, w)``) -> ``(B, C_out, 2h, 2w)``."""
-        fused = self.fuse(x) if skip is None else self.fuse[1:](conv_of_parts(self.fuse[0], (x, skip)))
+        fused = on_concatenation(self.fuse, (x,) if skip is None else (x, skip))
         return F.interpolate(self.conv(fused), scale_factor=2, mode="bilinear", align_corners=False)
 
 
@@ -155,7 +162,7 @@ class AdamDecoder(nn.Module):
         quarter = self.up8(self.up16(z), f8)
         x = self.up2(self.up4(quarter, f4), f2)
         # under autocast the features are in the low precision: match them rather than promote them
-        hidden = self.refine[1:](self.refine[0][1:](conv_of_parts(self.refine[0][0], (x, image.to(x.dtype)))))
+        hidden = self.refine[1](on_concatenation(self.refine[0], (x, image.to(x.dtype))))
         fine = self.fine_head(hidden)
         alpha = fine[:, :1].sigmoid()
         foreground = (fine[:, 1:] + image).clamp(0, 1)
