@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[dev,export]'
+	# compile the metric kernels into numba's cache now, so that the first `vidmatte eval` does not
+	$(BIN)/python -c 'from vidmatte.metrics.runner import warm_up_kernels; warm_up_kernels()'
 	touch $(STAMP)
 
 # the browser tests of `vidmatte app` drive Debian's headless Chromium through its chromedriver

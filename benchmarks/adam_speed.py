@@ -1,38 +1,54 @@
-"""Speed and memory of AdaM's online inference on CPU.
+"""Speed and memory of AdaM's online inference on CPU, beside RVM's network in the same run.
 
 Usage: ``python benchmarks/adam_speed.py [--model adam-mnv2] [--sizes 512x288 1920x1080]
-[--precisions fp32 bf16] [--frames 20] [--memory-frames 300] [--threads N] [--nchw] [--compile]
+[--precisions fp32 bf16] [--frames 40] [--memory-frames 300] [--threads N] [--nchw] [--compile]
 [--stages] [--profile]``
 
-For each frame size and precision it reports the frames per second of :class:`AdamSession.step`
-(frames of 1920x1080 go through the automatic downsampling to 512x288 and the guided filter),
-after a warm-up that fills the memory. ``--stages`` splits a frame's time into encode / read
-memory / decode / guided filter; ``--profile`` prints the operators that take the most time. The
-peak resident memory of a ``--memory-frames`` clip is measured in a fresh process, with the
-resident size after 10 frames beside it to show that memory does not grow with the clip.
-Frames are random: the cost does not depend on their content. Weights and frames are channels-last
-(NHWC), as :class:`AdamSession` stores them by default; ``--nchw`` measures the contiguous layout.
-``--compile`` measures sessions with ``compile=True`` (``torch.compile`` of the encoder and
-decoder) and prints the largest alpha difference from the eager model on a few frames.
+For each frame size and precision it reports the milliseconds per frame of
+:meth:`AdamSession.step` (frames of 1920x1080 go through the automatic downsampling to 512x288 and
+the guided filter), after a warm-up that fills the memory, as a ratio to the peer: RVM's published
+network (``peers/rvm.py``, random weights) at its advised downsample ratio (1 at 512x288, 0.25 at
+1920x1080, with its guided filter), same precision, layout and threads. The two are timed in turns,
+one frame each per round (``--frames`` rounds); each time is the median over rounds, the ratio the
+median of the rounds' ratios with its quartiles (the noise of the run). Multiply-accumulates per frame
+(``macs.py``, attention included) are printed beside each. The defaults are what ``vidmatte matte``
+runs: PyTorch, float32, channels-last.
+
+``--stages`` splits a frame's time into encode / read memory / decode / guided filter; ``--profile``
+prints the operators that take the most time. The peak resident memory of a ``--memory-frames`` clip
+is measured in a fresh process, with the resident size after 10 frames beside it to show that memory
+does not grow with the clip. Frames are random: the cost does not depend on their content. Weights
+and frames are channels-last (NHWC), as :class:`AdamSession` stores them by default; ``--nchw``
+measures the contiguous layout. ``--compile`` measures sessions with ``compile=True``
+(``torch.compile`` of AdaM's encoder and decoder; the peer stays eager) and prints the largest alpha
+difference from the eager model on a few frames.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
+from interleave import Ratio, interleaved_ms
+from macs import MacCounter
+from peers.rvm import RecurrentState, RobustVideoMatting
 
 from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession, autocast
 from vidmatte.models.adam.geometry import FrameGeometry
 
 WARMUP_FRAMES = 6  # fills the long-term entry and N = 4 short-term entries, plus one
+# the peer's downsample ratio per size, as RVM's authors advise (4K at 0.125); other sizes: long side 512
+PEER_RATIOS = {(512, 288): 1.0, (1920, 1080): 0.25, (3840, 2160): 0.125}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -44,6 +60,11 @@ def parse_size(text: str) -> tuple[int, int]:
 MEMORY_FORMAT = {False: torch.contiguous_format, True: torch.channels_last}
 
 
+def peer_downsample_ratio(width: int, height: int) -> float:
+    """RVM's downsample ratio for ``width x height`` frames (:data:`PEER_RATIOS`, else long side 512)."""
+    return PEER_RATIOS.get((width, height), min(1.0, 512 / max(width, height)))
+
+
 def random_frames(count: int, width: int, height: int, channels_last: bool = False) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     layout = MEMORY_FORMAT[channels_last]
@@ -53,18 +74,44 @@ def random_frames(count: int, width: int, height: int, channels_last: bool = Fal
     ]
 
 
-def frames_per_second(
-    model, width: int, height: int, precision: str, frames: int, channels_last: bool, compile: bool
-) -> float:
-    """Frames per second of a session's ``step`` after ``WARMUP_FRAMES`` untimed frames."""
-    clip = random_frames(min(frames, 8), width, height, channels_last)
+def adam_stepper(
+    model, width: int, height: int, precision: str, channels_last: bool, compile: bool
+) -> Callable[[], object]:
+    """One frame of a session's ``step`` per call, after ``WARMUP_FRAMES`` that fill its memory."""
+    clip = random_frames(4, width, height, channels_last)
     session = AdamSession(model, precision=precision, channels_last=channels_last, compile=compile)
     for t in range(WARMUP_FRAMES):
         session.step(clip[t % len(clip)])
-    start = time.perf_counter()
-    for t in range(frames):
-        session.step(clip[t % len(clip)])
-    return frames / (time.perf_counter() - start)
+    count = itertools.count()
+    return lambda: session.step(clip[next(count) % len(clip)])
+
+
+def peer_stepper(
+    peer: RobustVideoMatting, width: int, height: int, precision: str, channels_last: bool
+) -> Callable[[], object]:
+    """One frame of the peer per call at its ratio for the size (recurrent state carried), after a warm-up."""
+    ratio = peer_downsample_ratio(width, height)
+    clip = random_frames(4, width, height, channels_last)
+    peer.eval().to(memory_format=MEMORY_FORMAT[channels_last])
+    state = RecurrentState()
+    count = itertools.count()
+
+    @torch.inference_mode()
+    def step() -> None:
+        nonlocal state
+        with autocast(torch.device("cpu"), precision):
+            *_, state = peer(clip[next(count) % len(clip)], state, ratio)
+
+    for _ in range(WARMUP_FRAMES):
+        step()
+    return step
+
+
+def gmacs(step: Callable[[], object]) -> float:
+    """Billions of multiply-accumulates of one call (attention included, see ``macs.py``)."""
+    with MacCounter() as counter:
+        step()
+    return counter.total / 1e9
 
 
 def compiled_difference(model, reference, width: int, height: int, precision: str) -> float:
@@ -164,8 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="adam-mnv2")
     parser.add_argument("--sizes", nargs="+", default=["512x288", "1920x1080"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    parser.add_argument("--frames", type=int, default=20, help="timed frames per measurement")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    parser.add_argument("--frames", type=int, default=40, help="rounds (timed frames of each contender)")
     parser.add_argument("--memory-frames", type=int, default=300, help="clip for peak memory (0: skip)")
     parser.add_argument("--nchw", action="store_true", help="contiguous weights and frames, not NHWC")
     parser.add_argument("--compile", action="store_true", help="sessions with compile=True")
@@ -186,6 +233,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = build_model(args.model).eval().to(memory_format=MEMORY_FORMAT[channels_last])
+    peer = RobustVideoMatting()
     reference = copy.deepcopy(model) if args.compile else None
     backbone = sum(p.numel() for p in model.encoder.backbone.parameters())
     total = sum(p.numel() for p in model.parameters())
@@ -199,8 +247,21 @@ def main() -> None:
             if args.compile:
                 difference = compiled_difference(model, reference, width, height, precision)
                 print(f"{size} {precision}: compiled vs eager max |alpha difference| {difference:.2e}")
-            fps = frames_per_second(model, width, height, precision, args.frames, channels_last, args.compile)
-            print(f"{size} {precision}: {fps:.2f} fps ({1000 / fps:.1f} ms/frame)")
+            contenders = {
+                args.model: adam_stepper(model, width, height, precision, channels_last, args.compile),
+                "rvm": peer_stepper(peer, width, height, precision, channels_last),
+            }
+            work = {name: "" for name in contenders}
+            if not args.compile:  # counting would trace through the compiled graphs
+                work = {name: f", {gmacs(step):.2f} GMACs" for name, step in contenders.items()}
+            times = interleaved_ms(contenders, args.frames)
+            adam_ms, peer_ms = (statistics.median(times[name]) for name in contenders)
+            print(
+                f"{size} {precision}: {args.model} {adam_ms:.1f} ms/frame{work[args.model]}, "
+                f"RVM (ratio {peer_downsample_ratio(width, height)}) {peer_ms:.1f} ms/frame"
+                f"{work['rvm']}; time ratio {args.model} / RVM {Ratio.of(times[args.model], times['rvm'])}",
+                flush=True,
+            )
             if args.stages:
                 repeats = max(3, args.frames // 4)
                 stages = stage_seconds(model, width, height, precision, repeats, channels_last)

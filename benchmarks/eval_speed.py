@@ -1,6 +1,7 @@
 """Throughput of ``vidmatte eval`` against the usual numpy + OpenCV evaluator, with equal numbers.
 
-Usage: ``python benchmarks/eval_speed.py [--clips 4] [--frames 50] [--hr-frames 10] [--workers 2]``
+Usage: ``python benchmarks/eval_speed.py [--clips 4] [--frames 50] [--hr-frames 10] [--workers 2]
+[--protocols lr hr] [--fresh]``
 
 Generates a synthetic VM-layout benchmark (512x288, and 1920x1080 for the hr protocol) with the
 project's generator, a perturbed copy as the prediction, then times both evaluators on all metrics
@@ -8,6 +9,11 @@ and checks that their overall numbers agree to 1e-4. The baseline reads frames w
 them with ``reference_metrics`` in a thread pool over clips, as the published evaluation script does.
 A second line per protocol times the metric kernels alone on frames already decoded (one thread), which
 separates the arithmetic from the PNG decoding that both evaluators pay alike.
+
+``--fresh`` also times each evaluator as a user meets it, each run in a new process (start-up,
+imports and numba's kernels included): the baseline, then ``vidmatte eval`` on a fresh copy of the
+package without numba's cache (the first run after installing), then again (warm: the cache written
+by the first run).
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +33,7 @@ import cv2
 import numpy as np
 import reference_metrics as ref
 
+import vidmatte
 from vidmatte.data.perturb import write_perturbed_benchmark
 from vidmatte.io.frames import read_alpha, read_rgb_u8
 from vidmatte.metrics import alpha
@@ -99,7 +109,39 @@ def kernel_seconds(pred: Path, true: Path, protocol: str) -> tuple[int, float, f
     return len(names), seconds[0], seconds[1]
 
 
-def run(root: Path, protocol: str, workers: int) -> None:
+def fresh_seconds(command: list[str], environment: dict[str, str] | None = None) -> float:
+    """Wall time of ``command`` in a new process."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=environment)
+    return time.perf_counter() - start
+
+
+def fresh_runs(root: Path, protocol: str, workers: int) -> None:
+    """The baseline and ``vidmatte eval`` (first run after installing, then warm), each in a new process."""
+    pred, true = root / "pred", root / "true"
+    frames = sum(1 for _ in true.glob("*/*/pha/*.png"))
+    base = fresh_seconds(
+        [sys.executable, __file__, "--baseline", str(pred), str(true), protocol, str(workers)]
+    )
+    with tempfile.TemporaryDirectory() as site:
+        # a fresh install: the package's files without the numba cache that earlier runs wrote beside them
+        shutil.copytree(
+            Path(vidmatte.__file__).parent,
+            Path(site, "vidmatte"),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        environment = {**os.environ, "PYTHONPATH": site}
+        command = [sys.executable, "-m", "vidmatte.cli", "eval", "--pred", str(pred), "--true", str(true)]
+        command += ["--protocol", protocol, "--workers", str(workers)]
+        first, warm = fresh_seconds(command, environment), fresh_seconds(command, environment)
+    print(
+        f"{protocol}: {frames} frames, each evaluator in a new process | baseline {base:5.2f} s | vidmatte "
+        f"first run after installing {first:5.2f} s ({base / first:.1f}x), "
+        f"warm {warm:5.2f} s ({base / warm:.1f}x)"
+    )
+
+
+def run(root: Path, protocol: str, workers: int, fresh: bool) -> None:
     pred, true = root / "pred", root / "true"
     frames = sum(1 for _ in true.glob("*/*/pha/*.png"))
     start = time.perf_counter()
@@ -121,6 +163,8 @@ def run(root: Path, protocol: str, workers: int) -> None:
         f"{protocol}: metric kernels alone, decoded frames, 1 thread | baseline {ref_ms:6.1f} ms/frame | "
         f"vidmatte {our_ms:6.1f} ms/frame | speed-up {ref_ms / our_ms:.1f}x"
     )
+    if fresh:
+        fresh_runs(root, protocol, workers)
 
 
 def main() -> None:
@@ -129,13 +173,25 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--hr-frames", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--protocols", nargs="+", default=["lr", "hr"], choices=["lr", "hr"])
+    parser.add_argument("--fresh", action="store_true", help="also time each evaluator in a new process")
+    parser.add_argument(
+        "--baseline", nargs=4, metavar=("PRED", "TRUE", "PROTOCOL", "WORKERS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
+    if args.baseline:  # a child of --fresh
+        pred, true, protocol, workers = args.baseline
+        baseline(Path(pred), Path(true), protocol, int(workers))
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        lr, hr = Path(tmp, "lr"), Path(tmp, "hr")
-        write_perturbed_benchmark(lr, clips=args.clips, frames=args.frames, size=(512, 288), seed=1)
-        write_perturbed_benchmark(hr, clips=2, frames=args.hr_frames, size=(1920, 1080), seed=2)
-        run(lr, "lr", args.workers)
-        run(hr, "hr", args.workers)
+        if "lr" in args.protocols:
+            lr = Path(tmp, "lr")
+            write_perturbed_benchmark(lr, clips=args.clips, frames=args.frames, size=(512, 288), seed=1)
+            run(lr, "lr", args.workers, args.fresh)
+        if "hr" in args.protocols:
+            hr = Path(tmp, "hr")
+            write_perturbed_benchmark(hr, clips=2, frames=args.hr_frames, size=(1920, 1080), seed=2)
+            run(hr, "hr", args.workers, args.fresh)
 
 
 if __name__ == "__main__":

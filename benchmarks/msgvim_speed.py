@@ -1,31 +1,39 @@
 """Size and CPU speed of MSG-VIM, and the speed of the VIMQ evaluator.
 
-Usage: ``python benchmarks/msgvim_speed.py [--models msgvim-r34 msgvim-small msgvim-tiny]
-[--size 512x288] [--chunk 10] [--instances 2] [--train-size 256x256] [--train-clip 2x4]
-[--vimq-size 1920x1080] [--vimq-instances 4] [--threads N] [--json OUT.json]``
+Usage: ``python benchmarks/msgvim_speed.py [--models msgvim-default msgvim-r34 msgvim-small msgvim-tiny]
+[--size 512x288] [--chunk 10] [--people 1 2 4] [--rounds 3] [--train-size 256x256] [--train-clip 2x4]
+[--vimq-size 1920x1080] [--vimq-instances 4] [--parts inference training vimq] [--threads N]
+[--json OUT.json]``
 
-Reports, per model: its parameter count; the time of one chunk of inference through
-:class:`MsgVimSession` (``--instances`` instances of ``--chunk`` frames, batched, with the reference's
-32-pixel margin), per frame and instance; and the time of one training step (forward and backward of
-the three outputs) on a ``BxT`` clip of ``--train-size`` crops. Then the time of
-:func:`vidmatte.metrics.vimq.frame_statistics` for one frame of ``--vimq-instances`` ground-truth
-and predicted instances, with and without dtSSD. Inputs are random: the cost does not depend on them.
-Each time is the best of ``--repeats`` runs after one warm-up run.
+Reports, per model (``msgvim-default`` is the shipped weights, other names random weights): its
+parameter count; the frames per second of inference through :class:`MsgVimSession` for a video with
+1, 2 and 4 people (``--people``: one chunk of ``--chunk`` frames with every person's guidance, the
+reference's 32-pixel margin), the models and people counts timed in turns for ``--rounds`` rounds
+(median); and the time of one training step (forward and backward of the three outputs) on a
+``BxT`` clip of ``--train-size`` crops. Then the time of :func:`vidmatte.metrics.vimq.frame_statistics`
+for one frame of ``--vimq-instances`` ground-truth and predicted instances, with and without dtSSD.
+Inputs are random: the cost does not depend on them. Training and VIMQ times are the best of
+``--repeats`` runs after one warm-up run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from interleave import interleaved_ms
 
 from vidmatte import build_model
-from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.msgvim import MsgVimSession, union_of_others
 from vidmatte.metrics.vimq import frame_statistics
+from vidmatte.models.loading import DEFAULT_WEIGHTS, load_model
+
+PARTS = ("inference", "training", "vimq")
 
 
 def parse_pair(text: str) -> tuple[int, int]:
@@ -45,13 +53,22 @@ def best_time(run: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def inference_seconds(name: str, width: int, height: int, chunk: int, instances: int, repeats: int) -> float:
-    """Seconds of one chunk of ``chunk`` frames and ``instances`` instances through a session."""
-    session = MsgVimSession(build_model(name))
+def load(name: str) -> torch.nn.Module:
+    """The shipped weights for ``*-default`` names, else a configuration with random weights."""
+    return load_model(name) if name in DEFAULT_WEIGHTS else build_model(name)
+
+
+def chunk_matter(
+    model: torch.nn.Module, width: int, height: int, chunk: int, people: int
+) -> Callable[[], object]:
+    """One call mattes one chunk of ``chunk`` frames with ``people`` people through a session."""
+    session = MsgVimSession(model)
     rng = np.random.default_rng(0)
     rgb = rng.random((chunk, height, width, 3), dtype=np.float32)
-    targets = rng.random((instances, chunk, height, width)) > 0.5
-    return best_time(lambda: session(rgb, targets, ~targets), repeats)
+    targets = np.zeros((people, chunk, height, width), bool)
+    for person in range(people):  # side by side, as people in a frame
+        targets[person, :, :, person * width // people : (person + 1) * width // people] = True
+    return lambda: session(rgb, targets, union_of_others(targets))
 
 
 def train_step_seconds(name: str, width: int, height: int, batch: int, frames: int, repeats: int) -> float:
@@ -70,50 +87,71 @@ def train_step_seconds(name: str, width: int, height: int, batch: int, frames: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["msgvim-r34", "msgvim-small", "msgvim-tiny"])
+    parser.add_argument(
+        "--models", nargs="+", default=["msgvim-default", "msgvim-r34", "msgvim-small", "msgvim-tiny"]
+    )
     parser.add_argument("--size", type=parse_pair, default=(512, 288), help="inference frame size WxH")
     parser.add_argument("--chunk", type=int, default=10, help="frames per inference chunk")
-    parser.add_argument("--instances", type=int, default=2, help="instances per inference chunk")
+    parser.add_argument("--people", type=int, nargs="+", default=[1, 2, 4], help="people in the video")
+    parser.add_argument("--rounds", type=int, default=3, help="inference chunks timed per contender")
     parser.add_argument("--train-size", type=parse_pair, default=(256, 256), help="training crop WxH")
     parser.add_argument("--train-clip", type=parse_pair, default=(2, 4), help="training clip BxT")
     parser.add_argument("--vimq-size", type=parse_pair, default=(1920, 1080), help="VIMQ frame size WxH")
     parser.add_argument("--vimq-instances", type=int, default=4, help="instances on each side for VIMQ")
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS, help="what to measure")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", help="also write the results as JSON")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     results: dict[str, dict[str, float]] = {}
     width, height = args.size
-    for name in args.models:
-        parameters = sum(p.numel() for p in build_model(name).parameters())
-        chunk = inference_seconds(name, width, height, args.chunk, args.instances, args.repeats)
-        step = train_step_seconds(name, *args.train_size, *args.train_clip, args.repeats)
-        results[name] = {
-            "parameters": parameters,
-            "inference_ms_per_frame_instance": chunk / (args.chunk * args.instances) * 1e3,
-            "train_step_s": step,
+    models = {name: load(name) for name in args.models}
+    for name, model in models.items():
+        results[name] = {"parameters": sum(p.numel() for p in model.parameters())}
+        print(f"{name}: {results[name]['parameters'] / 1e6:.2f} M parameters", flush=True)
+    if "inference" in args.parts:
+        contenders = {
+            (name, people): chunk_matter(model, width, height, args.chunk, people)
+            for name, model in models.items()
+            for people in args.people
         }
+        for run in contenders.values():  # warm-up
+            run()
+        times = interleaved_ms(contenders, args.rounds)
+        for (name, people), chunk_ms in times.items():
+            frame_ms = statistics.median(chunk_ms) / args.chunk
+            results[name][f"fps_{people}_people"] = 1e3 / frame_ms
+            print(
+                f"{name} at {width}x{height}, {people} {'person' if people == 1 else 'people'}: "
+                f"{1e3 / frame_ms:.2f} fps "
+                f"({frame_ms:.0f} ms per frame, {frame_ms / people:.0f} ms per frame and person)",
+                flush=True,
+            )
+    if "training" in args.parts:
+        for name in args.models:
+            step = train_step_seconds(name, *args.train_size, *args.train_clip, args.repeats)
+            results[name]["train_step_s"] = step
+            print(
+                f"{name}: training step {args.train_clip[0]}x{args.train_clip[1]} clips of "
+                f"{args.train_size[0]}x{args.train_size[1]}: {step:.2f} s",
+                flush=True,
+            )
+    if "vimq" in args.parts:
+        vimq_width, vimq_height = args.vimq_size
+        rng = np.random.default_rng(0)
+        true = rng.random((args.vimq_instances, vimq_height, vimq_width), dtype=np.float32)
+        pred = rng.random((args.vimq_instances, vimq_height, vimq_width), dtype=np.float32)
+        with_dtssd = best_time(lambda: frame_statistics(true, pred, true, pred), args.repeats)
+        without = best_time(lambda: frame_statistics(true, pred), args.repeats)
+        results["vimq"] = {"frame_s_with_dtssd": with_dtssd, "frame_s_without_dtssd": without}
+        pairs = args.vimq_instances**2
         print(
-            f"{name}: {parameters / 1e6:.2f} M parameters; inference {width}x{height}: "
-            f"{results[name]['inference_ms_per_frame_instance']:.0f} ms per frame and instance; "
-            f"training step {args.train_clip[0]}x{args.train_clip[1]} clips of "
-            f"{args.train_size[0]}x{args.train_size[1]}: {step:.2f} s",
-            flush=True,
+            f"VIMQ statistics of one {vimq_width}x{vimq_height} frame, {pairs} instance pairs: "
+            f"{with_dtssd:.3f} s with dtSSD, {without:.3f} s without"
         )
-    vimq_width, vimq_height = args.vimq_size
-    rng = np.random.default_rng(0)
-    true = rng.random((args.vimq_instances, vimq_height, vimq_width), dtype=np.float32)
-    pred = rng.random((args.vimq_instances, vimq_height, vimq_width), dtype=np.float32)
-    with_dtssd = best_time(lambda: frame_statistics(true, pred, true, pred), args.repeats)
-    without = best_time(lambda: frame_statistics(true, pred), args.repeats)
-    results["vimq"] = {"frame_s_with_dtssd": with_dtssd, "frame_s_without_dtssd": without}
-    pairs = args.vimq_instances**2
-    print(
-        f"VIMQ statistics of one {vimq_width}x{vimq_height} frame, {pairs} instance pairs: "
-        f"{with_dtssd:.3f} s with dtSSD, {without:.3f} s without"
-    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

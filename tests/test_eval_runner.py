@@ -206,3 +206,14 @@ def test_cli_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path):
     assert result.stderr.count("\n") == 1 and "0002.png: missing frame" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_work_for_a_single_segment_starts_no_worker_process(tmp_path, monkeypatch):
+    make_tree(tmp_path, {"small/0000": 6}, seed=3)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for one segment of work")
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", no_pool)
+    results = runner.evaluate_folders(tmp_path / "pred", tmp_path / "true", workers=4)
+    assert results.num_frames == 6

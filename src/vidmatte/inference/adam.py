@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from vidmatte.errors import VidmatteError
+from vidmatte.models.adam.geometry import FrameGeometry
 from vidmatte.models.adam.memory import MemoryBank, MemoryEntry
 from vidmatte.models.adam.model import AdamModel, AdamOutput
 
@@ -142,9 +143,10 @@ class AdamSession:
         downsample_ratio: network resolution relative to the frames; ``None`` picks it so that the
             long side is about 512 pixels (HD frames then go through the guided filter).
         precision: ``"fp32"``, ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU autocast).
-        channels_last: store the model's weights (in place) and the frames channels-last (NHWC):
-            the same outputs up to float rounding, faster on CPU (oneDNN's bilinear upsampling
-            and convolutions prefer it).
+        channels_last: store the model's weights (in place) and the frames the network sees at full
+            size channels-last (NHWC): the same outputs up to float rounding, faster on CPU (oneDNN's
+            convolutions prefer it). Frames that are downsampled stay planar (NCHW), and the guided
+            filter always runs planar in float32.
         compile: compile the encoder and decoder in place with ``torch.compile`` (inductor): about
             1.8x faster in bf16 on CPU once compiled, at a cost of minutes of compilation on the
             first frame (and again for each new frame size).
@@ -200,7 +202,11 @@ class AdamSession:
         Returns:
             ``(alpha, foreground)``: ``(B, 1, H, W)`` and ``(B, 3, H, W)`` float32 in ``[0, 1]``.
         """
-        image = as_frame(frame).to(self.device).contiguous(memory_format=self.memory_format)
+        image = as_frame(frame).to(self.device)
+        # a frame to downsample is made planar (NCHW): the resize and the guided filter, memory-bound at
+        # full resolution, run faster on planes; the network then sees the resized frame
+        downsampled = FrameGeometry.for_size(*image.shape[-2:], self.downsample_ratio).downsampled
+        image = image.contiguous(memory_format=torch.contiguous_format if downsampled else self.memory_format)
         with autocast(self.device, self.precision):
             first_mask = self.segmentor(image) if len(self.memory) == 0 else None
             if len(self.memory) == 0 and first_mask is None:

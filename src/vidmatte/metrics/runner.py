@@ -245,16 +245,26 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _warm_up_kernels() -> None:
-    """Compile (or load from cache) the numba kernels once, before worker processes fork."""
+def warm_up_kernels(metrics: Sequence[str] = ALL_METRICS) -> None:
+    """Compile (or load from numba's cache) the kernels of ``metrics`` once, before worker processes fork.
+
+    Only the kernels that the metrics use: a cold cache compiles nothing else, a warm one loads nothing
+    else. Numba caches the machine code beside the package (``cache=True``; in the user's cache folder
+    where the package's folder is read-only), so only the first evaluation after installing compiles.
+    """
     frame = np.zeros((16, 16), np.float32)
-    alpha.grad(frame, frame)
-    alpha.conn(frame, frame)
-    alpha.mad(frame, frame)
-    alpha.dtssd(frame, frame, frame, frame)
-    colour = np.zeros((16, 16, 3), np.uint8)
-    colour.setflags(write=False)  # as Pillow hands them over: one specialisation, compiled here
-    alpha.foreground_errors(colour, colour, frame)
+    if "pha_mad" in metrics or "pha_mse" in metrics:
+        alpha.mad(frame, frame)
+    if "pha_grad" in metrics:
+        alpha.grad(frame, frame)
+    if "pha_conn" in metrics:
+        alpha.conn(frame, frame)
+    if "pha_dtssd" in metrics:
+        alpha.dtssd(frame, frame, frame, frame)
+    if any(m in metrics for m in FGR_METRICS):
+        colour = np.zeros((16, 16, 3), np.uint8)
+        colour.setflags(write=False)  # as Pillow hands them over: one specialisation, compiled here
+        alpha.foreground_errors(colour, colour, frame)
 
 
 def _score_all(
@@ -263,9 +273,11 @@ def _score_all(
     per_clip = {pair.key: Scores() for pair in pairs}
     total = sum(len(pair.frames) for pair in pairs)
     bar = tqdm(total=total, unit="frame", disable=not progress, desc="eval", dynamic_ncols=True)
-    _warm_up_kernels()
+    warm_up_kernels(metrics)
+    # processes only for what can keep them busy: one per segment at most, none for a single segment
+    workers = min(workers, sum(1 for _ in _segments(pairs)))
     with bar:
-        if workers == 1:
+        if workers <= 1:
             for pair, start, stop in _segments(pairs):
                 per_clip[pair.key].merge(score_segment(pair, start, stop, metrics, protocol))
                 bar.update(stop - start)

@@ -2,8 +2,10 @@
 
 Upscaling block: concatenate the previous output with the skip feature of the same scale,
 ``3x3 conv + BN + ReLU``, ``3x3 conv``, bilinear 2x upsampling; the paper's widths are 256, 128,
-128 and 32 at 1/16, 1/8, 1/4 and 1/2. The block at 1/16 has no skip: its input ``Z'`` already
-carries the frame's own feature through the transformer's residual connections.
+128 and 32 at 1/16, 1/8, 1/4 and 1/2 (a convolution of a concatenation is computed as the sum of
+each part's convolution, :func:`conv_of_parts`: the same parameters, no copy). The block at 1/16
+has no skip: its input ``Z'`` already carries the frame's own feature through the transformer's
+residual connections.
 
 First output block, on the 1/4 feature after the second upscaling block: two parallel 3x3 convs
 give the Fg/Bg logits ``m_p`` (2 channels, background then foreground) and the coarse alpha
@@ -23,6 +25,7 @@ derived from the fine alpha so that the rest of the model runs unchanged, and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import torch
@@ -48,6 +51,33 @@ class DecoderOutput(NamedTuple):
     hidden: Tensor
 
 
+def conv_of_parts(conv: nn.Conv2d, parts: Sequence[Tensor]) -> Tensor:
+    """``conv(torch.cat(parts, 1))`` without the concatenation, equal up to float rounding.
+
+    Each part is convolved with its slice of the weight's input channels and the results are summed,
+    which saves writing (and reading back) the concatenated feature; the parameters are unchanged.
+
+    Args:
+        conv: a convolution without groups whose input channels are the parts' together.
+        parts: ``(B, C_i, H, W)`` tensors, ``sum(C_i) == conv.in_channels``.
+
+    Returns:
+        ``(B, conv.out_channels, H', W')``.
+    """
+    out, start = None, 0
+    for part in parts:
+        stop = start + part.shape[1]
+        bias = conv.bias if out is None else None
+        y = F.conv2d(part, conv.weight[:, start:stop], bias, conv.stride, conv.padding, conv.dilation)
+        out, start = (y if out is None else out + y), stop
+    return out
+
+
+def on_concatenation(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
+    """A block that starts with a convolution (:func:`conv_bn_relu`) applied to ``torch.cat(parts, 1)``."""
+    return block[1:](conv_of_parts(block[0], parts))
+
+
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """``3x3 conv (no bias) -> BatchNorm2d -> ReLU``."""
     return nn.Sequential(
@@ -67,9 +97,8 @@ class UpscalingBlock(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         """``(B, C_in, h, w)`` (+ skip ``(B, C_skip, h, w)``) -> ``(B, C_out, 2h, 2w)``."""
-        if skip is not None:
-            x = torch.cat([x, skip], 1)
-        return F.interpolate(self.conv(self.fuse(x)), scale_factor=2, mode="bilinear", align_corners=False)
+        fused = on_concatenation(self.fuse, (x,) if skip is None else (x, skip))
+        return F.interpolate(self.conv(fused), scale_factor=2, mode="bilinear", align_corners=False)
 
 
 FirstOutputs = Literal["mask+coarse", "mask", "none"]
@@ -133,7 +162,7 @@ class AdamDecoder(nn.Module):
         quarter = self.up8(self.up16(z), f8)
         x = self.up2(self.up4(quarter, f4), f2)
         # under autocast the features are in the low precision: match them rather than promote them
-        hidden = self.refine(torch.cat([x, image.to(x.dtype)], 1))
+        hidden = self.refine[1](on_concatenation(self.refine[0], (x, image.to(x.dtype))))
         fine = self.fine_head(hidden)
         alpha = fine[:, :1].sigmoid()
         foreground = (fine[:, 1:] + image).clamp(0, 1)

@@ -27,9 +27,24 @@ UNTRAINED = (
 )
 
 
+def window_counts(length: int, like: Tensor) -> Tensor:
+    """``(length,)`` pixels of a 3-wide window centred on each position that fall inside ``[0, length)``."""
+    index = torch.arange(length, device=like.device)
+    return ((index + 1).clamp(max=length - 1) - (index - 1).clamp(min=0) + 1).to(like.dtype)
+
+
 def box_filter(x: Tensor) -> Tensor:
-    """Mean over each 3x3 window (counting only pixels inside the image), ``(B, C, H, W)`` -> same."""
-    return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    """Mean over each 3x3 window (counting only pixels inside the image), ``(B, C, H, W)`` -> same.
+
+    Sums of shifted views of a zero-padded copy, one axis after the other, over the count of pixels
+    inside each window: the same means as ``avg_pool2d(count_include_pad=False)`` up to float
+    rounding, about 3x faster on CPU.
+    """
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1))
+    rows = padded[..., :-2, :] + padded[..., 1:-1, :] + padded[..., 2:, :]
+    sums = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+    return sums / torch.outer(window_counts(height, x), window_counts(width, x))
 
 
 def guide(image: Tensor) -> Tensor:
@@ -84,19 +99,29 @@ class DeepGuidedFilter(nn.Module):
             ``(foreground (B, 3, H, W), alpha (B, 1, H, W))``, both clamped to ``[0, 1]``.
         """
         size = image.shape[-2:]
-        if not self.enabled:
-            warnings.warn(UNTRAINED, stacklevel=2)
-            up = F.interpolate(torch.cat([low_foreground, low_alpha], 1), size, mode="bilinear")
-            return up[:, :3].clamp(0, 1), up[:, 3:].clamp(0, 1)
-        x = guide(low_image)
-        y = torch.cat([low_foreground, low_alpha], 1)
-        mean_x, mean_y = box_filter(x), box_filter(y)
-        covariance = box_filter(x * y) - mean_x * mean_y
-        variance = box_filter(x * x) - mean_x * mean_x
-        a = self.predict_a(torch.cat([covariance, variance, low_hidden], 1))
-        b = mean_y - a * mean_x
-        a = F.interpolate(a, size, mode="bilinear", align_corners=False)
-        b = F.interpolate(b, size, mode="bilinear", align_corners=False)
-        # one fused multiply-add and an in-place clamp: the full-resolution tensors dominate HD cost
-        out = torch.addcmul(b, a, guide(image)).clamp_(0, 1)
-        return out[:, :3], out[:, 3:]
+        # float32 NCHW whatever the session runs: the full-resolution arithmetic is memory-bound and runs
+        # about 1.4x faster on planes than channels-last, and bfloat16 would only round A and b
+        with torch.autocast(image.device.type, enabled=False):
+            image, low_image, low_foreground, low_alpha = (
+                t.float().contiguous() for t in (image, low_image, low_foreground, low_alpha)
+            )
+            if not self.enabled:
+                warnings.warn(UNTRAINED, stacklevel=2)
+                up = F.interpolate(torch.cat([low_foreground, low_alpha], 1), size, mode="bilinear")
+                return up[:, :3].clamp(0, 1), up[:, 3:].clamp(0, 1)
+            x = guide(low_image)
+            y = torch.cat([low_foreground, low_alpha], 1)
+            means = box_filter(torch.cat([x, y, x * y, x * x], 1))  # one pass for the four statistics
+            mean_x, mean_y, mean_xy, mean_xx = means.split(GUIDE_CHANNELS, 1)
+            covariance = mean_xy - mean_x * mean_y
+            variance = mean_xx - mean_x * mean_x
+            features = torch.cat([covariance, variance, low_hidden.float()], 1)
+            # oneDNN's 1x1 convolutions run fastest channels-last, whatever the weights' layout
+            a = self.predict_a(features.contiguous(memory_format=torch.channels_last)).contiguous()
+            b = mean_y - a * mean_x
+            up = F.interpolate(torch.cat([a, b], 1), size, mode="bilinear", align_corners=False)
+            a, b = up[:, :GUIDE_CHANNELS], up[:, GUIDE_CHANNELS:]
+            # y = A x + b per channel, the grey level guiding alpha, without a full-size copy of the guide
+            foreground = torch.addcmul(b[:, :3], a[:, :3], image).clamp_(0, 1)
+            alpha = torch.addcmul(b[:, 3:], a[:, 3:], image.mean(1, keepdim=True)).clamp_(0, 1)
+        return foreground, alpha
