@@ -11,7 +11,6 @@ import av
 import numpy as np
 import pytest
 
-from vidmatte import build_model
 from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import VideoBackground, fit_to, open_background
@@ -20,7 +19,6 @@ from vidmatte.inference.video import matte_video
 from vidmatte.io.frames import list_frames, read_grey_u8, read_rgb_u8, write_image
 from vidmatte.io.masks import Track, encode_rle, write_ytvis_json
 from vidmatte.io.render import TINT, instance_colours, visualise_instances
-from vidmatte.models.loading import save_weights
 
 W, H, N = 96, 64, 8
 RATE = Fraction(25)
@@ -119,13 +117,9 @@ def _decode(path: Path) -> Decoded:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def weights(tiny_weights: dict[str, Path]) -> dict[str, Path]:
     """Tiny random-weight checkpoints: the tests check the pipeline, not the quality of the mattes."""
-    folder = tmp_path_factory.mktemp("weights")
-    return {
-        name: save_weights(build_model(f"{name}-tiny"), folder / f"{name}.safetensors", f"{name}-tiny")
-        for name in ("adam", "msgvim")
-    }
+    return tiny_weights
 
 
 @pytest.fixture(scope="module")
