@@ -16,18 +16,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from real_footage import iou
 
 from vidmatte.demo import run_demo
 from vidmatte.io.frames import list_frames, read_grey_u8
 
 
 def frame_ious(prediction: Path, truth: Path) -> list[float]:
-    ious = []
-    for predicted, true in zip(list_frames(prediction), list_frames(truth), strict=True):
-        a, b = read_grey_u8(predicted) > 127, read_grey_u8(true) > 127
-        union = np.logical_or(a, b).sum()
-        ious.append(1.0 if union == 0 else float(np.logical_and(a, b).sum() / union))
-    return ious
+    pairs = zip(list_frames(prediction), list_frames(truth), strict=True)
+    return [iou(read_grey_u8(predicted) > 127, read_grey_u8(true) > 127) for predicted, true in pairs]
 
 
 def main() -> None:

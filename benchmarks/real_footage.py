@@ -84,10 +84,10 @@ def adam_mattes(weights: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray
 def msgvim_mattes(weights: str, frames: list[np.ndarray], tracks: np.ndarray) -> np.ndarray:
     """``(N, T, H, W)`` alphas guided by ``tracks``."""
     from vidmatte import load_model
-    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.inference.msgvim import MsgVimSession, union_of_others
 
     session = MsgVimSession(load_model(weights))
-    others = np.stack([np.delete(tracks, i, axis=0).any(0) for i in range(len(tracks))])
+    others = union_of_others(tracks)
     rgb = np.stack(frames).astype(np.float32) / 255
     chunks = [
         session(rgb[s : s + 10], tracks[:, s : s + 10], others[:, s : s + 10])

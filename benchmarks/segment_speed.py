@@ -55,7 +55,7 @@ def per_frame(function, frames: list) -> float:
 
 def measure(frames: list[np.ndarray]) -> dict[str, float]:
     from vidmatte import load_model
-    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.inference.msgvim import MsgVimSession, union_of_others
     from vidmatte.segmentation.movenet import detect_people, load_person_detector
     from vidmatte.segmentation.selfie import load_selfie_segmentation, segment_people
     from vidmatte.segmentation.tracks import DEFAULT_CONFIG, default_track_builder
@@ -73,9 +73,7 @@ def measure(frames: list[np.ndarray]) -> dict[str, float]:
         figures["tracks"] = (time.perf_counter() - start) * 1e3 / len(frames)
         session = MsgVimSession(load_model("msgvim-default"), instance_batch=1)  # bounded memory at 1080p
         masks = np.stack([tracks.masks(t) for t in range(len(frames))], 1)  # (N, T, H, W)
-        references = np.stack(
-            [masks[[j for j in range(len(masks)) if j != i]].any(0) for i in range(len(masks))]
-        )
+        references = union_of_others(masks)
         rgb = np.stack(frames).astype(np.float32) / 255
         start = time.perf_counter()
         for first in range(0, len(frames), 10):
