@@ -148,10 +148,14 @@ def build_person_tracks(
     return PersonTracks(tracks, count, *tracker.size)
 
 
+@functools.cache
 def load_person_models(
     device: str | torch.device = "cpu", config: TrackConfig | None = None
 ) -> tuple[Detector, Segmenter]:
     """The shipped MoveNet MultiPose detector and selfie segmenter, as a ``(detect, segment)`` pair.
+
+    Loaded once per process for each device and config: a batch of videos, each matted with the people of
+    its first frame, reads the weights once.
 
     Args:
         device: where both networks run.
