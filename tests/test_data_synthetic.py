@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,16 @@ def test_figures_enter_or_leave_the_frame_in_crowded_clips() -> None:
     clip = generate_clip(0, spec)
     area = clip.alphas.sum(axis=(2, 3))
     assert ((area < 0.5).any(axis=1) & (area > 1).any(axis=1)).any()
+
+
+def test_far_views_have_small_figures_and_leave_other_clips_unchanged() -> None:
+    near = ClipSpec(frames=2, width=128, height=72, instances=(2, 3))
+    far = ClipSpec(frames=2, width=128, height=72, instances=(2, 3), far=1.0)
+    for seed in range(3):
+        assert np.array_equal(generate_clip(seed, near).com, generate_clip(seed, replace(near, far=0.0)).com)
+        near_heights = [f.height for f in plan_figures(np.random.default_rng(seed), near, 3)]
+        far_heights = [f.height for f in plan_figures(np.random.default_rng(seed), far, 3)]
+        assert max(far_heights) <= 0.5 * 0.85 * 72 < 0.45 * 72 <= min(near_heights)
 
 
 def test_moving_camera_moves_the_background_and_static_camera_does_not_pan() -> None:

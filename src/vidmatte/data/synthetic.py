@@ -34,6 +34,8 @@ class ClipSpec:
         camera_motion: probability that the camera pans and zooms.
         lookalike: probability that the background takes a figure's colours.
         veil, glass: probability that a figure wears a veil / holds a glass.
+        far: probability that a clip of several figures is a far view (a street seen from a
+            distance): figures 20-50% of their usual size, standing in the middle of the frame.
         backgrounds: folders of real photographs (searched recursively, e.g. the ``backgrounds``
             folder of ``scripts/fetch_real_images.py``) that photo backgrounds are drawn from
             instead of scikit-image's samples; ``()``: the samples.
@@ -47,6 +49,7 @@ class ClipSpec:
     lookalike: float = 0.25
     veil: float = 0.2
     glass: float = 0.2
+    far: float = 0.0
     backgrounds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -100,13 +103,18 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
         start = np.array([rng.uniform(0.3, 0.7) * w_frame, pelvis_y]) - velocity * frames / 2
         return [sample_figure(rng, height, start, velocity, veil_prob=spec.veil, glass_prob=spec.glass)]
     heights = np.sort(rng.uniform(0.45, 0.85, count)) * h_frame
+    # drawn only when far views are asked for, so that other specs keep their clips
+    far = spec.far > 0 and rng.random() < spec.far
+    if far:
+        heights *= rng.uniform(0.2, 0.5)
     figures = []
     direction = rng.choice([-1.0, 1.0])
     meet = rng.uniform(0.35, 0.65) * (frames - 1)
     x_meet = (0.5 + rng.uniform(-0.15, 0.15)) * w_frame
     for index, height in enumerate(heights):
         depth = index / (count - 1)
-        feet = (0.85 + 0.2 * depth + rng.uniform(-0.03, 0.03)) * h_frame
+        ground = 0.45 + 0.35 * depth if far else 0.85 + 0.2 * depth
+        feet = (ground + rng.uniform(-0.03, 0.03)) * h_frame
         if index < 2:
             # the first two pass the same point at the same time, in opposite directions
             speed = rng.uniform(0.3, 1.0) * _MAX_SPEED * height

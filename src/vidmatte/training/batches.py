@@ -75,6 +75,7 @@ def _open(source: SourceConfig) -> Dataset:
             height=height,
             instances=source.instances,
             backgrounds=tuple(source.backgrounds),
+            far=source.far,
         )
         return SyntheticMattingDataset(SyntheticConfig(spec=spec, errors=source.errors, augment=augment))
     if augment is None:

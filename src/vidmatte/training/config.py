@@ -54,6 +54,7 @@ class SourceConfig:
         backgrounds: background folders (``videomatte``, ``instances``); for ``synthetic``, folders
             of real photographs (searched recursively) that the generator's photo backgrounds are
             drawn from instead of scikit-image's samples.
+        far: ``synthetic`` only: probability of a far view with small figures (``ClipSpec.far``).
         annotations: annotation JSON (``ytvis``, ``coco``).
         images: image folder (``ytvis``, ``coco``).
         augment: clip augmentation (its ``size`` is replaced by ``size``); ``None``: none
@@ -73,6 +74,7 @@ class SourceConfig:
     clips: int | None = None
     foregrounds: str | None = None
     backgrounds: tuple[str, ...] = ()
+    far: float = 0.0
     annotations: str | None = None
     images: str | None = None
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
