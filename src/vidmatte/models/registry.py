@@ -15,6 +15,7 @@ from vidmatte.errors import VidmatteError
 # name -> "module:factory". Paper-faithful configurations first, then smaller ones for CPU.
 MODEL_FACTORIES: dict[str, str] = {
     "adam-mnv2": "vidmatte.models.adam.factory:adam_mnv2",
+    "adam-mnv2-w15": "vidmatte.models.adam.factory:adam_mnv2_w15",
     "adam-mnv2-mask-only": "vidmatte.models.adam.factory:adam_mnv2_mask_only",
     "adam-mnv2-no-first-output": "vidmatte.models.adam.factory:adam_mnv2_no_first_output",
     "adam-small": "vidmatte.models.adam.factory:adam_small",

@@ -148,9 +148,10 @@ class TrainConfig:
             or ``msgvim``.
         out: run folder (checkpoints, log, TensorBoard events).
         init: weights to start from (the previous stage's checkpoint); ``None``: fresh weights.
-        backbone_init: ImageNet weights for AdaM's MobileNetV2 backbone, loaded before ``init``:
-            ``imagenet`` (the checkpoint that ``vidmatte fetch-backbone`` puts in its default place)
-            or the path of torchvision's ``mobilenet_v2`` checkpoint; ``None``: none.
+        backbone_init: pretrained weights for AdaM's MobileNetV2 backbone, loaded before ``init``:
+            ``imagenet`` (the checkpoint that ``vidmatte fetch-backbone`` puts in its default place),
+            the path of torchvision's ``mobilenet_v2`` checkpoint (both width 1.0), or ``movenet``
+            (the shipped person detector's width-1.5 backbone, for ``adam-mnv2-w15``); ``None``: none.
         steps: optimisation steps.
         seed: seed of the weights' initialisation and of every random number in the run.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``.

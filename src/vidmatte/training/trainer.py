@@ -35,6 +35,7 @@ from vidmatte.parallel.distributed import (
     mean_over_ranks,
     shutdown_distributed,
 )
+from vidmatte.segmentation.movenet_backbone import MOVENET, calibration_images, load_movenet_mobilenetv2
 from vidmatte.training.batches import Batch, BatchStream
 from vidmatte.training.checkpoint import Checkpoint, CheckpointStore, find_checkpoint, read_state
 from vidmatte.training.config import OptimConfig, TrainConfig, config_to_dict
@@ -202,14 +203,17 @@ class Trainer:
 
     # -------------------------------------------------------------------------------- training
     def _load_backbone(self, model: nn.Module, name_or_path: str) -> None:
-        """Start AdaM's MobileNetV2 from ImageNet weights (``backbone_init``)."""
+        """Start AdaM's MobileNetV2 from ImageNet or MoveNet weights (``backbone_init``)."""
         backbone = getattr(getattr(model, "encoder", None), "backbone", None)
         if not isinstance(backbone, MobileNetV2):
             raise VidmatteError(
-                f"{self.config.model}: backbone_init loads ImageNet MobileNetV2 weights, and this model's "
+                f"{self.config.model}: backbone_init loads MobileNetV2 weights, and this model's "
                 "backbone is not a MobileNetV2 (for MSG-VIM, start from a checkpoint with 'init')"
             )
-        report = load_imagenet_mobilenetv2(backbone, name_or_path)
+        if name_or_path == MOVENET:
+            report = load_movenet_mobilenetv2(backbone, calibration_images())
+        else:
+            report = load_imagenet_mobilenetv2(backbone, name_or_path)
         if self.context.is_main:
             print(
                 f"{name_or_path}: {len(report.loaded)} backbone tensors loaded, "

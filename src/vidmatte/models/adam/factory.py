@@ -100,6 +100,12 @@ def adam_mnv2(**overrides) -> AdamModel:
     return build_adam(replace(ADAM_MNV2, **overrides))
 
 
+def adam_mnv2_w15(**overrides) -> AdamModel:
+    """The paper configuration with a MobileNetV2 of width 1.5, the width of MoveNet's backbone
+    (``backbone_init: movenet``): channels 48/24/40/48/96/144/240/480, then 1280."""
+    return build_adam(replace(ADAM_MNV2, width_mult=1.5, **overrides))
+
+
 def adam_mnv2_mask_only(**overrides) -> AdamModel:
     """Table 4's model (f): the paper configuration whose first output block predicts the mask alone."""
     return build_adam(replace(ADAM_MNV2, first_outputs="mask", **overrides))
