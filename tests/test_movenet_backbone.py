@@ -59,5 +59,5 @@ def test_batch_norms_hold_the_statistics_of_real_images(calibration: torch.Tenso
 
 
 def test_another_width_is_refused(calibration: torch.Tensor) -> None:
-    with pytest.raises(VidmatteError, match="width 1.5"):
+    with pytest.raises(VidmatteError, match=r"width 1\.5"):
         load_movenet_mobilenetv2(MobileNetV2(width_mult=1.0), calibration)
