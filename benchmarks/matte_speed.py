@@ -78,7 +78,8 @@ def encode_frames(frames: Path, path: Path) -> Path:
 def measure_model(model: str, clip: Path, masks: Path) -> dict:
     """Frames per second of the model alone on the decoded clip."""
     from vidmatte.inference.engine import EngineSettings, load_engine
-    from vidmatte.inference.msgvim import CHUNK_SIZE, PngGuidance, union_of_others
+    from vidmatte.inference.msgvim import CHUNK_SIZE
+    from vidmatte.io.guidance import PngGuidance, union_of_others
     from vidmatte.io.reader import open_frames
 
     with open_frames(clip) as reader:
@@ -97,7 +98,7 @@ def measure_model(model: str, clip: Path, masks: Path) -> dict:
         chunks = []
         for begin in range(0, len(images), CHUNK_SIZE):
             rgb = np.stack(images[begin : begin + CHUNK_SIZE]).astype(np.float32) / 255
-            targets = np.stack([guidance.masks(t, stems[t], size) for t in range(begin, begin + len(rgb))], 1)
+            targets = np.stack([guidance.masks(t, size) for t in range(begin, begin + len(rgb))], 1)
             chunks.append((rgb, targets, union_of_others(targets)))
         matter = engine.msgvim_chunks()
         matter(*chunks[0])  # warm-up

@@ -29,7 +29,8 @@ import torch
 from interleave import interleaved_ms
 
 from vidmatte import build_model
-from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.io.guidance import union_of_others
 from vidmatte.metrics.vimq import frame_statistics
 from vidmatte.models.loading import DEFAULT_WEIGHTS, load_model
 

@@ -84,7 +84,8 @@ def adam_mattes(weights: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray
 def msgvim_mattes(weights: str, frames: list[np.ndarray], tracks: np.ndarray) -> np.ndarray:
     """``(N, T, H, W)`` alphas guided by ``tracks``."""
     from vidmatte import load_model
-    from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.io.guidance import union_of_others
 
     session = MsgVimSession(load_model(weights))
     others = union_of_others(tracks)

@@ -36,7 +36,8 @@ from vidmatte import load_model
 from vidmatte.data.synthesize import write_synthetic_set
 from vidmatte.data.synthetic import ClipSpec
 from vidmatte.inference.adam import AdamSession, as_frame, matte_bidirectional
-from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, matte_videos
+from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos
 from vidmatte.io.frames import list_frames, read_alpha, read_rgb_u8, to_u8, write_image
 from vidmatte.metrics.runner import evaluate_folders
 from vidmatte.metrics.vim_runner import evaluate_vim

@@ -55,7 +55,8 @@ def per_frame(function, frames: list) -> float:
 
 def measure(frames: list[np.ndarray]) -> dict[str, float]:
     from vidmatte import load_model
-    from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.io.guidance import union_of_others
     from vidmatte.segmentation.movenet import detect_people, load_person_detector
     from vidmatte.segmentation.selfie import load_selfie_segmentation, segment_people
     from vidmatte.segmentation.tracks import DEFAULT_CONFIG, default_track_builder

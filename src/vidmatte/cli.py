@@ -267,7 +267,8 @@ def _add_matte_vim(subparsers: argparse._SubParsersAction) -> None:
 def _run_matte_vim(args: argparse.Namespace) -> int:
     import functools
 
-    from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, matte_videos
+    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos
 
     if args.baseline == "guidance":
         matter_for_clip = GuidanceAsAlpha
