@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vidmatte import load_model
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
 from vidmatte.inference.adam import AdamSession
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.io.guidance import union_of_others

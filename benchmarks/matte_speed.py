@@ -46,7 +46,7 @@ def write_clip(folder: Path, width: int, height: int, frames: int, instances: in
     """
     from PIL import Image
 
-    from vidmatte.data.synthetic import ClipSpec, generate_clip
+    from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
     from vidmatte.io.frames import to_u8, write_image
 
     scale = min(1.0, GENERATED_LONG_SIDE / max(width, height))

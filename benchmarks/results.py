@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from vidmatte import load_model
-from vidmatte.data.synthesize import write_synthetic_set
-from vidmatte.data.synthetic import ClipSpec
+from vidmatte.data.synthetic.clips import ClipSpec
+from vidmatte.data.synthetic.folders import write_synthetic_set
 from vidmatte.inference.adam import AdamSession, as_frame, matte_bidirectional
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos

@@ -203,8 +203,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vidmatte.data.guidance import SegmenterErrors
-    from vidmatte.data.synthesize import write_synthetic_set
-    from vidmatte.data.synthetic import ClipSpec
+    from vidmatte.data.synthetic.clips import ClipSpec
+    from vidmatte.data.synthetic.folders import write_synthetic_set
 
     errors = SegmenterErrors.none() if args.no_mask_errors else SegmenterErrors()
     overrides = {f.name: getattr(args, f"mask_{f.name}") for f in fields(SegmenterErrors)}

@@ -29,7 +29,7 @@ import numpy as np
 
 from vidmatte.data.benchmarks import frame_name
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
 from vidmatte.inference.engine import DEFAULT_WEIGHTS
 from vidmatte.inference.video import MatteResult, matte_video
 from vidmatte.io.frames import list_frames, read_grey_u8, read_rgb_u8, write_image
