@@ -1,9 +1,9 @@
 """Size and CPU speed of MSG-VIM, and the speed of the VIMQ evaluator.
 
-Usage: ``python benchmarks/msgvim_speed.py [--models msgvim-default msgvim-r34 msgvim-small msgvim-tiny]
-[--size 512x288] [--chunk 10] [--people 1 2 4] [--rounds 3] [--train-size 256x256] [--train-clip 2x4]
-[--vimq-size 1920x1080] [--vimq-instances 4] [--parts inference training vimq] [--threads N]
-[--json OUT.json]``
+Usage (from the repository root): ``python -m benchmarks.msgvim_speed
+[--models msgvim-default msgvim-r34 msgvim-small msgvim-tiny] [--size 512x288] [--chunk 10]
+[--people 1 2 4] [--rounds 3] [--train-size 256x256] [--train-clip 2x4] [--vimq-size 1920x1080]
+[--vimq-instances 4] [--parts inference training vimq] [--threads N] [--json OUT.json]``
 
 Reports, per model (``msgvim-default`` is the shipped weights, other names random weights): its
 parameter count; the frames per second of inference through :class:`MsgVimSession` for a video with
@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from interleave import interleaved_ms
 
+from benchmarks.interleave import interleaved_ms
 from vidmatte import build_model
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.io.guidance import union_of_others
