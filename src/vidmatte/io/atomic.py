@@ -19,11 +19,14 @@ import re
 import secrets
 import shutil
 from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.lock import OutputLock, lock_path
 
 PARTIAL_TAG = ".partial"
+_Output = TypeVar("_Output", bound="FinishOrAbort")
 
 
 def partial_path(final: Path, run: str) -> Path:
@@ -40,6 +43,30 @@ def partials_of(final: Path) -> list[Path]:
     if not final.parent.is_dir():
         return []
     return sorted(p for p in final.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+class FinishOrAbort:
+    """An output written in steps, as a context manager: a ``with`` block that ends normally calls
+    :meth:`finish`, one left by an exception (``KeyboardInterrupt`` included) calls :meth:`abort`."""
+
+    def finish(self) -> None:
+        """Complete the output."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Remove what was written; never raises."""
+        raise NotImplementedError
+
+    def __enter__(self: _Output) -> _Output:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
 
 
 class AtomicOutput:
