@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 from pycocotools import mask as coco_mask
-from torch.utils.data import Dataset
 
 from vidmatte.data.augment import AugmentConfig, jitter_colour, sample_geometry, warp
+from vidmatte.data.seeding import EpochSeeded
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_rgb
 from vidmatte.io.jsonfile import malformed_content, read_json
@@ -222,7 +222,7 @@ class SegmentationConfig:
     seed: int = 0
 
 
-class _SegmentationDataset(Dataset):
+class _SegmentationDataset(EpochSeeded):
     """Clips of frames with their person masks, read from an annotation file and an image folder.
 
     A subclass reads its sources (:meth:`_read`, what :meth:`_absent` describes when there is none) and
@@ -241,7 +241,6 @@ class _SegmentationDataset(Dataset):
     ) -> None:
         super().__init__()
         self.config = SegmentationConfig() if config is None else config
-        self.epoch = 0
         self.sources = self._read(annotations, images, categories)
         if not self.sources:
             raise VidmatteError(f"{annotations}: no {self._absent()} with {categories}")
@@ -264,17 +263,9 @@ class _SegmentationDataset(Dataset):
         return len(self.sources)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng, seed = self._rng(index)
+        rng, seed = self.item_rng(self.config.seed, index)
         frames, masks = self._clip(rng, self.sources[index])
         return self._item(rng, frames, masks, seed)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw different windows and augmentations in each epoch (call before iterating)."""
-        self.epoch = epoch
-
-    def _rng(self, index: int) -> tuple[np.random.Generator, int]:
-        seed = int(np.random.SeedSequence([self.config.seed, self.epoch, index]).generate_state(1)[0])
-        return np.random.default_rng(seed), seed
 
     def _item(
         self, rng: np.random.Generator, frames: np.ndarray, masks: np.ndarray, seed: int
