@@ -20,6 +20,7 @@ import numpy as np
 from benchmarks.real_footage import iou
 from vidmatte.demo import run_demo
 from vidmatte.io.frames import list_frames, read_grey_u8
+from vidmatte.io.jsonfile import write_json
 
 
 def frame_ious(prediction: Path, truth: Path) -> list[float]:
@@ -49,7 +50,7 @@ def main() -> None:
             flush=True,
         )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -202,7 +202,9 @@ def main() -> None:
                     flush=True,
                 )
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        from vidmatte.io.jsonfile import write_json
+
+        write_json(args.json, rows, indent=1)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Inputs are random: the cost does not depend on them. Training and VIMQ times are
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from benchmarks.interleave import interleaved_ms
 from vidmatte import build_model
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.io.guidance import union_of_others
+from vidmatte.io.jsonfile import write_json
 from vidmatte.metrics.vimq import frame_statistics
 from vidmatte.models.loading import DEFAULT_WEIGHTS, load_model
 
@@ -154,8 +154,7 @@ def main() -> None:
             f"{with_dtssd:.3f} s with dtSSD, {without:.3f} s without"
         )
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ The aim of the issue: ``tracks`` at most 50% of ``msgvim``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -100,7 +99,9 @@ def main() -> None:
         results[size] = measure(real_frames(args.video, args.frames, (width, height)))
         print(size, " ".join(f"{k} {v:.1f}" for k, v in results[size].items()), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        from vidmatte.io.jsonfile import write_json
+
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":
