@@ -1,8 +1,8 @@
 """Speed and memory of AdaM's online inference on CPU, beside RVM's network in the same run.
 
-Usage: ``python benchmarks/adam_speed.py [--model adam-mnv2] [--sizes 512x288 1920x1080]
-[--precisions fp32 bf16] [--frames 40] [--memory-frames 300] [--threads N] [--nchw] [--compile]
-[--stages] [--profile]``
+Usage (from the repository root): ``python -m benchmarks.adam_speed [--model adam-mnv2]
+[--sizes 512x288 1920x1080] [--precisions fp32 bf16] [--frames 40] [--memory-frames 300] [--threads N]
+[--nchw] [--compile] [--stages] [--profile]``
 
 For each frame size and precision it reports the milliseconds per frame of
 :meth:`AdamSession.step` (frames of 1920x1080 go through the automatic downsampling to 512x288 and
@@ -38,10 +38,10 @@ import time
 from collections.abc import Callable
 
 import torch
-from interleave import Ratio, interleaved_ms
-from macs import MacCounter
-from peers.rvm import RecurrentState, RobustVideoMatting
 
+from benchmarks.interleave import Ratio, interleaved_ms
+from benchmarks.macs import MacCounter
+from benchmarks.peers.rvm import RecurrentState, RobustVideoMatting
 from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession, autocast
 from vidmatte.models.adam.geometry import FrameGeometry
@@ -269,7 +269,7 @@ def main() -> None:
             if args.profile:
                 print(profile(model, width, height, precision, max(3, args.frames // 4), channels_last))
             if args.memory_frames:
-                command = [sys.executable, __file__, "--model", args.model]
+                command = [sys.executable, "-m", __spec__.name, "--model", args.model]
                 if args.threads:
                     command += ["--threads", str(args.threads)]
                 if args.nchw:

@@ -1,6 +1,6 @@
 """Does AdaM keep every person of the demo clip to its last frame? Per-frame IoU on demo clips.
 
-Usage: ``python benchmarks/demo_people.py [--seeds 0 1 2 3] [--json OUT]``
+Usage (from the repository root): ``python -m benchmarks.demo_people [--seeds 0 1 2 3] [--json OUT]``
 
 Runs ``vidmatte demo`` (:func:`vidmatte.demo.run_demo`, the shipped default weights) on the default clip
 (seed 0) and on other seeds, and for each clip reports the IoU, on every frame, of AdaM's ``alpha > 0.5``
@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from real_footage import iou
 
+from benchmarks.real_footage import iou
 from vidmatte.demo import run_demo
 from vidmatte.io.frames import list_frames, read_grey_u8
+from vidmatte.io.jsonfile import write_json
 
 
 def frame_ious(prediction: Path, truth: Path) -> list[float]:
@@ -49,7 +50,7 @@ def main() -> None:
             flush=True,
         )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Throughput of ``vidmatte eval`` against the usual numpy + OpenCV evaluator, with equal numbers.
 
-Usage: ``python benchmarks/eval_speed.py [--clips 4] [--frames 50] [--hr-frames 10] [--workers 2]
-[--protocols lr hr] [--fresh]``
+Usage (from the repository root): ``python -m benchmarks.eval_speed [--clips 4] [--frames 50]
+[--hr-frames 10] [--workers 2] [--protocols lr hr] [--fresh]``
 
 Generates a synthetic VM-layout benchmark (512x288, and 1920x1080 for the hr protocol) with the
 project's generator, a perturbed copy as the prediction, then times both evaluators on all metrics
 and checks that their overall numbers agree to 1e-4. The baseline reads frames with OpenCV and scores
-them with ``reference_metrics`` in a thread pool over clips, as the published evaluation script does.
+them with ``tests/oracles/reference_metrics.py`` in a thread pool over clips, as the published evaluation
+script does.
 A second line per protocol times the metric kernels alone on frames already decoded (one thread), which
 separates the arithmetic from the PNG decoding that both evaluators pay alike.
 
@@ -31,9 +32,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import reference_metrics as ref
 
 import vidmatte
+from tests.oracles import reference_metrics as ref
 from vidmatte.data.perturb import write_perturbed_benchmark
 from vidmatte.io.frames import read_alpha, read_rgb_u8
 from vidmatte.metrics import alpha
@@ -121,7 +122,7 @@ def fresh_runs(root: Path, protocol: str, workers: int) -> None:
     pred, true = root / "pred", root / "true"
     frames = sum(1 for _ in true.glob("*/*/pha/*.png"))
     base = fresh_seconds(
-        [sys.executable, __file__, "--baseline", str(pred), str(true), protocol, str(workers)]
+        [sys.executable, "-m", __spec__.name, "--baseline", str(pred), str(true), protocol, str(workers)]
     )
     with tempfile.TemporaryDirectory() as site:
         # a fresh install: the package's files without the numba cache that earlier runs wrote beside them

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from vidmatte import load_model
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
 from vidmatte.inference.adam import AdamSession
-from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.io.guidance import union_of_others
 from vidmatte.models.loading import DEFAULT_WEIGHTS, WEIGHTS_FOLDER, read_metadata, save_weights
 
 HELD_OUT_SEED = 987_654_321

@@ -42,7 +42,7 @@ def rss_mib() -> tuple[float, float]:
 
 def looped_frames(width: int, height: int, count: int) -> Iterator[np.ndarray]:
     """``count`` uint8 ``(H, W, 3)`` frames cycling through a few synthetic clips, varied on each pass."""
-    from vidmatte.data.synthetic import ClipSpec, generate_clip
+    from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
     from vidmatte.io.frames import to_u8
 
     spec = ClipSpec(SOURCE_FRAMES, width, height, camera_motion=1.0)

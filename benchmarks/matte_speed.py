@@ -46,7 +46,7 @@ def write_clip(folder: Path, width: int, height: int, frames: int, instances: in
     """
     from PIL import Image
 
-    from vidmatte.data.synthetic import ClipSpec, generate_clip
+    from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
     from vidmatte.io.frames import to_u8, write_image
 
     scale = min(1.0, GENERATED_LONG_SIDE / max(width, height))
@@ -78,7 +78,8 @@ def encode_frames(frames: Path, path: Path) -> Path:
 def measure_model(model: str, clip: Path, masks: Path) -> dict:
     """Frames per second of the model alone on the decoded clip."""
     from vidmatte.inference.engine import EngineSettings, load_engine
-    from vidmatte.inference.msgvim import CHUNK_SIZE, PngGuidance, union_of_others
+    from vidmatte.inference.msgvim import CHUNK_SIZE
+    from vidmatte.io.guidance import PngGuidance, union_of_others
     from vidmatte.io.reader import open_frames
 
     with open_frames(clip) as reader:
@@ -97,7 +98,7 @@ def measure_model(model: str, clip: Path, masks: Path) -> dict:
         chunks = []
         for begin in range(0, len(images), CHUNK_SIZE):
             rgb = np.stack(images[begin : begin + CHUNK_SIZE]).astype(np.float32) / 255
-            targets = np.stack([guidance.masks(t, stems[t], size) for t in range(begin, begin + len(rgb))], 1)
+            targets = np.stack([guidance.masks(t, size) for t in range(begin, begin + len(rgb))], 1)
             chunks.append((rgb, targets, union_of_others(targets)))
         matter = engine.msgvim_chunks()
         matter(*chunks[0])  # warm-up
@@ -201,7 +202,9 @@ def main() -> None:
                     flush=True,
                 )
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        from vidmatte.io.jsonfile import write_json
+
+        write_json(args.json, rows, indent=1)
 
 
 if __name__ == "__main__":

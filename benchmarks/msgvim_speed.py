@@ -1,9 +1,9 @@
 """Size and CPU speed of MSG-VIM, and the speed of the VIMQ evaluator.
 
-Usage: ``python benchmarks/msgvim_speed.py [--models msgvim-default msgvim-r34 msgvim-small msgvim-tiny]
-[--size 512x288] [--chunk 10] [--people 1 2 4] [--rounds 3] [--train-size 256x256] [--train-clip 2x4]
-[--vimq-size 1920x1080] [--vimq-instances 4] [--parts inference training vimq] [--threads N]
-[--json OUT.json]``
+Usage (from the repository root): ``python -m benchmarks.msgvim_speed
+[--models msgvim-default msgvim-r34 msgvim-small msgvim-tiny] [--size 512x288] [--chunk 10]
+[--people 1 2 4] [--rounds 3] [--train-size 256x256] [--train-clip 2x4] [--vimq-size 1920x1080]
+[--vimq-instances 4] [--parts inference training vimq] [--threads N] [--json OUT.json]``
 
 Reports, per model (``msgvim-default`` is the shipped weights, other names random weights): its
 parameter count; the frames per second of inference through :class:`MsgVimSession` for a video with
@@ -19,17 +19,18 @@ Inputs are random: the cost does not depend on them. Training and VIMQ times are
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from interleave import interleaved_ms
 
+from benchmarks.interleave import interleaved_ms
 from vidmatte import build_model
-from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.io.guidance import union_of_others
+from vidmatte.io.jsonfile import write_json
 from vidmatte.metrics.vimq import frame_statistics
 from vidmatte.models.loading import DEFAULT_WEIGHTS, load_model
 
@@ -153,8 +154,7 @@ def main() -> None:
             f"{with_dtssd:.3f} s with dtSSD, {without:.3f} s without"
         )
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ PyTorch's default). The export time and the largest difference of the verificati
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 
@@ -28,6 +27,7 @@ from vidmatte.export.onnx import export_bytes, verify
 from vidmatte.inference.adam import AdamSession
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.inference.onnx_backend import open_onnx
+from vidmatte.io.jsonfile import write_json
 
 WARMUP_FRAMES = 6  # fills AdaM's long-term entry and N = 4 short-term entries, plus one
 
@@ -107,8 +107,7 @@ def main() -> None:
         }
         print(args.msgvim, results[args.msgvim], flush=True)
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ Figures: ``real_tracks.png`` (input, tracks, AdaM's first-frame mask) and ``real
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from vidmatte.io.jsonfile import write_json
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 CLIPS = {"vtest": (DATA / "vtest.avi", 100), "Megamind": (DATA / "Megamind.avi", 30)}
@@ -84,7 +85,8 @@ def adam_mattes(weights: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray
 def msgvim_mattes(weights: str, frames: list[np.ndarray], tracks: np.ndarray) -> np.ndarray:
     """``(N, T, H, W)`` alphas guided by ``tracks``."""
     from vidmatte import load_model
-    from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.io.guidance import union_of_others
 
     session = MsgVimSession(load_model(weights))
     others = union_of_others(tracks)
@@ -154,9 +156,7 @@ def main() -> None:
             composite = image * alpha + GREEN * (1 - alpha)
             matte_rows.append([image, (alphas[t] * 255).astype(np.uint8), composite.astype(np.uint8)])
     if args.json:
-        args.json.write_text(
-            json.dumps({"adam": args.adam, "msgvim": args.msgvim, "clips": results}, indent=2)
-        )
+        write_json(args.json, {"adam": args.adam, "msgvim": args.msgvim, "clips": results}, indent=2)
     if args.figures:
         sheet(track_rows, args.figures / "real_tracks.png")
         sheet(matte_rows, args.figures / "real_footage.png")

@@ -33,11 +33,13 @@ import numpy as np
 import torch
 
 from vidmatte import load_model
-from vidmatte.data.synthesize import write_synthetic_set
-from vidmatte.data.synthetic import ClipSpec
+from vidmatte.data.synthetic.clips import ClipSpec
+from vidmatte.data.synthetic.folders import write_synthetic_set
 from vidmatte.inference.adam import AdamSession, as_frame, matte_bidirectional
-from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, matte_videos
+from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos
 from vidmatte.io.frames import list_frames, read_alpha, read_rgb_u8, to_u8, write_image
+from vidmatte.io.jsonfile import write_json
 from vidmatte.metrics.runner import evaluate_folders
 from vidmatte.metrics.vim_runner import evaluate_vim
 
@@ -210,7 +212,7 @@ def main() -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     for path in (args.out / "results.json", docs / "results.json"):
-        path.write_text(json.dumps(results, indent=1) + "\n")
+        write_json(path, results, indent=1)
     draw_examples(vm, vim, pred, docs / "results.png")
     logs = {
         f"{name} ({log.parent.name})": log

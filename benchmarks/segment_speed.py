@@ -17,7 +17,6 @@ The aim of the issue: ``tracks`` at most 50% of ``msgvim``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -55,7 +54,8 @@ def per_frame(function, frames: list) -> float:
 
 def measure(frames: list[np.ndarray]) -> dict[str, float]:
     from vidmatte import load_model
-    from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.io.guidance import union_of_others
     from vidmatte.segmentation.movenet import detect_people, load_person_detector
     from vidmatte.segmentation.selfie import load_selfie_segmentation, segment_people
     from vidmatte.segmentation.tracks import DEFAULT_CONFIG, default_track_builder
@@ -99,7 +99,9 @@ def main() -> None:
         results[size] = measure(real_frames(args.video, args.frames, (width, height)))
         print(size, " ".join(f"{k} {v:.1f}" for k, v in results[size].items()), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        from vidmatte.io.jsonfile import write_json
+
+        write_json(args.json, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from vidmatte.data.benchmarks import write_vm_clip
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
 
 
 def main() -> None:

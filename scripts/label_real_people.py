@@ -19,13 +19,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from vidmatte.io.frames import IMAGE_EXTENSIONS, read_rgb_u8, write_image
+from vidmatte.io.jsonfile import write_json
 from vidmatte.io.masks import encode_rle
 from vidmatte.io.reader import open_frames
 from vidmatte.segmentation.frame_instances import frame_instances
@@ -77,7 +77,7 @@ def main() -> None:
             )
         print(f"{name}: {len(instances)} people", flush=True)
     data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
-    (args.out / "instances.json").write_text(json.dumps(data))
+    write_json(args.out / "instances.json", data)
     print(f"{args.out}: {len(images)} images, {len(annotations)} people", flush=True)
 
 

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vidmatte"
 # lower numbers lie below; the package root (vidmatte/__init__.py: __version__ and lazy shortcuts) is open
 LAYERS = {
     "errors": 0,
+    "validation": 0,
     "io": 1,
     "models": 1,
     "parallel": 1,

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from vidmatte.data import synthetic_dataset
 from vidmatte.data.augment import AugmentConfig, augment_clip, jitter_colour, sample_geometry, warp
 from vidmatte.data.guidance import SegmenterErrors
-from vidmatte.data.synthesize import clip_seed
-from vidmatte.data.synthetic import ClipSpec, generate_clip
-from vidmatte.data.synthetic_dataset import SyntheticConfig, SyntheticMattingDataset
+from vidmatte.data.synthetic import dataset as synthetic_dataset
+from vidmatte.data.synthetic.clips import ClipSpec, clip_seed, generate_clip
+from vidmatte.data.synthetic.dataset import SyntheticConfig, SyntheticMattingDataset
 
 SPEC = ClipSpec(frames=3, width=40, height=24, instances=(1, 3))
 STILL = AugmentConfig(

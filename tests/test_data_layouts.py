@@ -19,8 +19,8 @@ from vidmatte.data.benchmarks import (
     write_vm_clip,
 )
 from vidmatte.data.guidance import SegmenterErrors
-from vidmatte.data.synthesize import clip_seed, write_synthetic_set
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, clip_seed, generate_clip
+from vidmatte.data.synthetic.folders import write_synthetic_set
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import write_image
 from vidmatte.io.masks import read_ytvis_json

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidmatte.data.background import list_photos, sample_background
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.background import list_photos, sample_background
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
 from vidmatte.errors import VidmatteError
 from vidmatte.training.batches import IndexedClips
 from vidmatte.training.config import SourceConfig

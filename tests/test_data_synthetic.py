@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vidmatte.data.background import render_background, sample_background
-from vidmatte.data.figure import pose_at, render_figure, sample_figure
-from vidmatte.data.synthetic import ClipSpec, generate_clip, plan_figures
+from vidmatte.data.synthetic.background import render_background, sample_background
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip, plan_figures
+from vidmatte.data.synthetic.figure import pose_at, render_figure, sample_figure
 from vidmatte.io.composite import composite, stack_layers
 
 TINY = ClipSpec(frames=4, width=64, height=48)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference_metrics as ref
 from scipy.ndimage import gaussian_filter
 
+from tests.oracles import reference_metrics as ref
 from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_alpha, read_rgb, write_image

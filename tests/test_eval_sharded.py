@@ -16,8 +16,8 @@ import pytest
 from vidmatte.cli import main
 from vidmatte.data.guidance import SegmenterErrors
 from vidmatte.data.perturb import write_perturbed_benchmark
-from vidmatte.data.synthesize import write_synthetic_set
-from vidmatte.data.synthetic import ClipSpec
+from vidmatte.data.synthetic.clips import ClipSpec
+from vidmatte.data.synthetic.folders import write_synthetic_set
 from vidmatte.errors import VidmatteError
 from vidmatte.parallel.distributed import DistributedContext
 from vidmatte.parallel.sharding import gather_shards, is_main, take_shard

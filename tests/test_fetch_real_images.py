@@ -3,9 +3,7 @@ that match nothing and package files that are not the pinned ones are errors, an
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 import tarfile
 import zipfile
 from dataclasses import replace
@@ -13,12 +11,7 @@ from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "fetch_real_images", Path(__file__).parents[1] / "scripts" / "fetch_real_images.py"
-)
-fetch = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = fetch  # dataclasses look their module up
-_SPEC.loader.exec_module(fetch)
+from scripts import fetch_real_images as fetch
 
 
 def test_the_evaluation_clips_are_never_selected(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from vidmatte.errors import VidmatteError
 from vidmatte.io.atomic import partials_of
 from vidmatte.io.frames import list_frames, read_grey_u8, write_image
+from vidmatte.io.jsonfile import read_json, write_json
 from vidmatte.io.reader import Frame, VideoInfo, open_frames
 from vidmatte.io.writers import FrameWriter
 
@@ -333,6 +334,21 @@ def test_an_output_folder_that_cannot_be_written_is_reported(tmp_path: Path, sou
     blocker.write_text("not a folder")
     with pytest.raises(VidmatteError, match=r"file\.txt/alpha\.mp4: cannot write there"):
         FrameWriter(blocker / "alpha.mp4", "alpha", info)
+
+
+def test_json_results_are_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "results.json"
+    write_json(path, {"old": 1})
+    write_json(path, {"mean": [0.5, 1]}, indent=2)
+    assert read_json(path) == {"mean": [0.5, 1]} and path.read_text().endswith("]\n}\n")
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # no partial file left
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    with pytest.raises(VidmatteError, match=r"file\.txt/r\.json: cannot write there"):
+        write_json(blocker / "r.json", [])
+    with pytest.raises(VidmatteError, match=r"gone/state\.json: cannot write there"):
+        write_json(tmp_path / "gone" / "state.json", {}, make_parents=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "new"]
 
 
 def test_mp4_refuses_transparency(tmp_path: Path, source_frames) -> None:

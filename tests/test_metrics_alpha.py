@@ -4,12 +4,12 @@ import math
 
 import numpy as np
 import pytest
-import reference_metrics as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.ndimage import gaussian_filter
 
+from tests.oracles import reference_metrics as ref
 from vidmatte.metrics import alpha
 
 RTOL = 1e-4

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from movenet_reference import (
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from tests.oracles.movenet_reference import (
     POSITION_TOLERANCE,
     SCORE_TOLERANCE,
     crowd,
@@ -15,9 +18,6 @@ from movenet_reference import (
     reference_images,
     vtest_crop,
 )
-from PIL import Image
-from safetensors.torch import load_file, save_file
-
 from vidmatte.errors import VidmatteError
 from vidmatte.segmentation.movenet import (
     WEIGHTS_PATH,

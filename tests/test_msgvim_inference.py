@@ -12,17 +12,11 @@ from safetensors.torch import save_file
 
 from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
-from vidmatte.inference.msgvim import (
-    GuidanceAsAlpha,
-    MsgVimSession,
-    PngGuidance,
-    TrackGuidance,
-    matte_clip,
-    matte_videos,
-    normalised_u8,
-)
-from vidmatte.io.frames import list_frames, read_grey_u8, write_image
-from vidmatte.io.masks import Track, encode_rle
+from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_clip, matte_videos
+from vidmatte.io.frames import list_frames, normalised_u8, read_grey_u8, write_image
+from vidmatte.io.guidance import GuidanceSource, PngGuidance, TrackGuidance
+from vidmatte.io.masks import Track, encode_rle, write_ytvis_json
 from vidmatte.models.loading import save_weights
 from vidmatte.models.msgvim.factory import msgvim_tiny
 from vidmatte.models.msgvim.model import MsgVimOutput
@@ -160,7 +154,7 @@ def test_ytvis_guidance(vim: Path, tmp_path: Path):
         TrackGuidance([too_long], FRAMES, "x.json")
     wrong_size = Track(1, 1, 0.5, [encode_rle(np.ones((H, W + 1), bool))])
     with pytest.raises(VidmatteError, match="does not fit frames of 40x24"):
-        TrackGuidance([wrong_size], FRAMES, "x.json").masks(0, "00000", (H, W))
+        TrackGuidance([wrong_size], FRAMES, "x.json").masks(0, (H, W))
 
 
 def test_guidance_that_cannot_be_aligned_is_refused(vim: Path):
@@ -172,7 +166,7 @@ def test_guidance_that_cannot_be_aligned_is_refused(vim: Path):
     write_image(vim / "tg_masks" / "clip0" / "b" / "00001.png", np.zeros((H, W + 2), np.uint8))
     guidance = PngGuidance(vim / "tg_masks" / "clip0", stems)
     with pytest.raises(VidmatteError, match=r"b/00001\.png: mask size 42x24 does not fit frames of 40x24"):
-        guidance.masks(1, "00001", (H, W))
+        guidance.masks(1, (H, W))
     with pytest.raises(VidmatteError, match="no such guidance folder"):
         PngGuidance(vim / "tg_masks" / "clipX", stems)
 
@@ -257,3 +251,23 @@ def test_on_a_cpu_instances_are_batched_within_a_memory_budget():
     per_instance = BYTES_PER_INSTANCE_PIXEL * 10 * (256 + 2 * MARGIN) ** 2
     fits = CPU_BATCH_BYTES // per_instance
     assert 1 < fits < 12 and model.batches == [fits] * (12 // fits) + ([12 % fits] if 12 % fits else [])
+
+
+def test_one_guidance_source_serves_a_video_and_the_clips_of_a_data_set(tmp_path: Path):
+    shared = tmp_path / "all.json"
+    write_ytvis_json(shared, [Track(v, 1, 1.0, [encode_rle(_mask(v, 0))]) for v in (2, 1)])
+    source = GuidanceSource(shared, ["clip0", "clip1"])  # video ids pair with the clips in order
+    for index, clip in enumerate(["clip0", "clip1"]):
+        guidance = source.clip(clip, None, 1)
+        assert guidance.names == ["000"] and (guidance.masks(0, (H, W))[0] == _mask(index + 1, 0)).all()
+    with pytest.raises(VidmatteError, match=r"all\.json: tracks of 2 videos \(video_id 1, 2\) for one video"):
+        GuidanceSource(shared).clip("clip.mp4", None, 1)
+    assert GuidanceSource(shared, video_id=2).clip("clip.mp4", None, 1).names == ["000"]
+    empty = tmp_path / "nobody.json"
+    write_ytvis_json(empty, [])
+    assert GuidanceSource(empty, ["clip0", "clip1"]).clip("clip1", None, 4).names == []
+    write_image(tmp_path / "masks" / "a" / "0003.png", _mask(0, 3) * np.uint8(255))
+    guidance = GuidanceSource(tmp_path / "masks").clip("clip.mp4", None, 5)  # a video: named by index
+    assert (guidance.masks(3, (H, W))[0] == _mask(0, 3)).all() and not guidance.masks(2, (H, W)).any()
+    with pytest.raises(VidmatteError, match=r"gone: no such masks file or folder"):
+        GuidanceSource(tmp_path / "gone").clip("clip.mp4", None, 5)

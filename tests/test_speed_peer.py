@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from macs import MacCounter
-from peers.rvm import RecurrentState, RobustVideoMatting
+
+from benchmarks.macs import MacCounter
+from benchmarks.peers.rvm import RecurrentState, RobustVideoMatting
 
 
 def test_mac_counter_counts_attention_and_convolutions() -> None:

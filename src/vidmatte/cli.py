@@ -203,8 +203,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vidmatte.data.guidance import SegmenterErrors
-    from vidmatte.data.synthesize import write_synthetic_set
-    from vidmatte.data.synthetic import ClipSpec
+    from vidmatte.data.synthetic.clips import ClipSpec
+    from vidmatte.data.synthetic.folders import write_synthetic_set
 
     errors = SegmenterErrors.none() if args.no_mask_errors else SegmenterErrors()
     overrides = {f.name: getattr(args, f"mask_{f.name}") for f in fields(SegmenterErrors)}
@@ -267,7 +267,8 @@ def _add_matte_vim(subparsers: argparse._SubParsersAction) -> None:
 def _run_matte_vim(args: argparse.Namespace) -> int:
     import functools
 
-    from vidmatte.inference.msgvim import GuidanceAsAlpha, MsgVimSession, matte_videos
+    from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos
 
     if args.baseline == "guidance":
         matter_for_clip = GuidanceAsAlpha

@@ -20,7 +20,6 @@ The metrics are those of ``vidmatte eval --pred OUT/adam --true OUT/truth/adam``
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -30,10 +29,11 @@ import numpy as np
 
 from vidmatte.data.benchmarks import frame_name
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, generate_clip
 from vidmatte.inference.engine import DEFAULT_WEIGHTS
 from vidmatte.inference.video import MatteResult, matte_video
 from vidmatte.io.frames import list_frames, read_grey_u8, read_rgb_u8, write_image
+from vidmatte.io.jsonfile import write_json
 from vidmatte.io.reader import open_frames
 from vidmatte.io.writers import FrameWriter
 from vidmatte.metrics.runner import EvalResults, evaluate_folders
@@ -150,7 +150,7 @@ def run_demo(
     score, instance_names = evaluate_clip(out / "msgvim" / "alpha", out / "truth" / "instances")
     msgvim = VimResults(score_dataset([score]), {"demo": score}, {"demo": instance_names}, ERRORS)
     metrics = {"adam": adam.overall, "msgvim": msgvim.overall}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(out / "metrics.json", metrics, indent=1)
     preview = _write_preview(out)
     return DemoResult(out, runs, adam, msgvim, preview)
 

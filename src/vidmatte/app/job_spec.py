@@ -10,6 +10,7 @@ from typing import Any
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import parse_colour
 from vidmatte.inference.outputs import OUTPUT_KINDS
+from vidmatte.io.jsonfile import write_json
 
 MODELS = ("adam", "msgvim")
 # the page offers single-file outputs only (a PNG folder does not download as one file)
@@ -73,7 +74,7 @@ class JobSpec:
         return cls(model, sorted(keep), list(dict.fromkeys(outputs)), fmt, background)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
+        write_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> JobSpec:

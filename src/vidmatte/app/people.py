@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from vidmatte.errors import VidmatteError
+from vidmatte.io.jsonfile import write_json
 from vidmatte.io.masks import decode_rle, encode_rle
 from vidmatte.io.reader import VideoInfo, open_frames
 from vidmatte.segmentation.track_config import TrackConfig
@@ -74,7 +75,7 @@ class FirstFramePeople:
     def save(self, folder: Path) -> None:
         """Write ``folder/people.json`` (ids and COCO RLE masks)."""
         records = [{"id": i, "mask": encode_rle(m)} for i, m in zip(self.ids, self.masks, strict=True)]
-        (folder / PEOPLE_FILE).write_text(json.dumps({"size": list(self.masks.shape[1:]), "people": records}))
+        write_json(folder / PEOPLE_FILE, {"size": list(self.masks.shape[1:]), "people": records})
 
     @classmethod
     def load(cls, folder: Path) -> FirstFramePeople:

@@ -12,13 +12,13 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 from PIL import Image
 
 from vidmatte.inference.backgrounds import open_background
 from vidmatte.inference.outputs import MattedFrame
+from vidmatte.io.atomic import FinishOrAbort
 from vidmatte.io.composite import composite
 from vidmatte.io.frames import to_u8
 from vidmatte.io.reader import VideoInfo
@@ -47,7 +47,7 @@ def live_path(folder: Path, index: int) -> Path:
     return folder / LIVE_FOLDER / f"{index}.jpg"
 
 
-class SideBySide:
+class SideBySide(FinishOrAbort):
     """Writes a job's preview; :meth:`add` each matted frame, then :meth:`finish` (or use ``with``).
 
     Args:
@@ -107,14 +107,3 @@ class SideBySide:
         self._writer.abort()
         with contextlib.suppress(Exception):
             self._background.close()
-
-    def __enter__(self) -> SideBySide:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.finish()
-        else:
-            self.abort()

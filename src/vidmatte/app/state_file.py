@@ -6,23 +6,16 @@ of one; a missing file reads as ``None``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from vidmatte.io.jsonfile import write_json
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
     """Replace ``path`` with ``state`` as JSON, atomically (a reader sees the old or the new file)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
-    try:
-        partial.write_text(json.dumps(state))
-        os.replace(partial, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+    write_json(path, state, make_parents=False)
 
 
 def read_state(path: Path) -> dict[str, Any] | None:

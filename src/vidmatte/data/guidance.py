@@ -18,6 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from vidmatte.io.masks import Track, encode_rle
+from vidmatte.validation import check_fields
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,11 @@ class SegmenterErrors:
     missed_instance: float = 0.05
 
     def __post_init__(self) -> None:
-        for name in ("threshold", "coarse", "missing_frames", "holes", "false_positives", "identity_switch",
-                     "missed_instance"):  # fmt: skip
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("coarse_factor", "boundary", "boundary_jitter", "hole_size", "blob_size"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.coarse_factor < 1:
-            raise ValueError(f"coarse_factor must be at least 1, got {self.coarse_factor}")
+        fractions = ("threshold", "coarse", "missing_frames", "holes", "false_positives", "identity_switch",
+                     "missed_instance")  # fmt: skip
+        check_fields(self, fractions, 0, 1)
+        check_fields(self, ("coarse_factor", "boundary", "boundary_jitter", "hole_size", "blob_size"), 0)
+        check_fields(self, ("coarse_factor",), 1)
 
     @classmethod
     def none(cls) -> SegmenterErrors:

@@ -14,8 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from vidmatte.data.benchmarks import write_vm_clip
-from vidmatte.data.synthesize import clip_seed
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, clip_seed, generate_clip
 
 
 def perturb_alpha(pha: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from vidmatte.data.augment import AugmentConfig, augment_clip
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
 from vidmatte.data.items import make_item
+from vidmatte.data.seeding import EpochSeeded
 from vidmatte.data.sources import FrameSource, open_source
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS
@@ -143,7 +143,7 @@ class VideoMatteConfig:
     samples: int | None = None
 
 
-class VideoMatteDataset(Dataset):
+class VideoMatteDataset(EpochSeeded):
     """VideoMatte240K clips composited over random backgrounds, augmented per clip.
 
     Items are as :func:`vidmatte.data.items.make_item` packs them, with one instance slot.
@@ -164,19 +164,13 @@ class VideoMatteDataset(Dataset):
             raise VidmatteError(
                 f"{short[0].fgr.path}: {short[0].length} frames, shorter than a clip of {self.config.frames}"
             )
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw different clips, starts and augmentations in each epoch (call before iterating)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.config.samples or len(self.clips)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         config = self.config
-        seed = int(np.random.SeedSequence([config.seed, self.epoch, index]).generate_state(1)[0])
-        rng = np.random.default_rng(seed)
+        rng, seed = self.item_rng(config.seed, index)
         clip = self.clips[index % len(self.clips)]
         start = int(rng.integers(0, clip.length - config.frames + 1))
         fgr, pha = clip.read(start, config.frames)

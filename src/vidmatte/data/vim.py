@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from vidmatte.data.augment import AugmentConfig, add_noise, jitter_colour, sample_geometry, warp
 from vidmatte.data.guidance import MaskAugment, SegmenterErrors, augment_masks, simulate_segmenter
 from vidmatte.data.items import make_item
+from vidmatte.data.seeding import EpochSeeded
 from vidmatte.data.videomatte import list_backgrounds, list_foreground_clips, read_background
 from vidmatte.errors import VidmatteError
 from vidmatte.io.composite import composite, stack_layers
@@ -51,7 +51,7 @@ class InstanceConfig:
     samples: int = 1000
 
 
-class InstanceMattingDataset(Dataset):
+class InstanceMattingDataset(EpochSeeded):
     """Multi-person clips built from single-person foreground clips (e.g. VideoMatte240K).
 
     Items are as :func:`vidmatte.data.items.make_item` packs them, with ``instances[1]`` slots.
@@ -69,19 +69,13 @@ class InstanceMattingDataset(Dataset):
         if not self.clips:
             raise VidmatteError(f"{foregrounds}: no foreground clip of {self.config.frames} frames or more")
         self.backgrounds = list_backgrounds(backgrounds)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw different clips in each epoch (call before iterating)."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.config.samples
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         config = self.config
-        seed = int(np.random.SeedSequence([config.seed, self.epoch, index]).generate_state(1)[0])
-        rng = np.random.default_rng(seed)
+        rng, seed = self.item_rng(config.seed, index)
         count = int(rng.integers(config.instances[0], config.instances[1] + 1))
         picks = rng.choice(len(self.clips), size=count, replace=count > len(self.clips))
         frames = config.frames

@@ -24,13 +24,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from pycocotools import mask as coco_mask
-from torch.utils.data import Dataset
 
 from vidmatte.data.augment import AugmentConfig, jitter_colour, sample_geometry, warp
+from vidmatte.data.seeding import EpochSeeded
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_rgb
 from vidmatte.io.jsonfile import malformed_content, read_json
@@ -221,19 +222,50 @@ class SegmentationConfig:
     seed: int = 0
 
 
-class _SegmentationDataset(Dataset):
-    def __init__(self, config: SegmentationConfig | None) -> None:
+class _SegmentationDataset(EpochSeeded):
+    """Clips of frames with their person masks, read from an annotation file and an image folder.
+
+    A subclass reads its sources (:meth:`_read`, what :meth:`_absent` describes when there is none) and
+    makes one clip of frames and masks from a source (:meth:`_clip`).
+
+    Raises:
+        VidmatteError: no source in the annotations.
+    """
+
+    def __init__(
+        self,
+        annotations: str | os.PathLike,
+        images: str | os.PathLike,
+        config: SegmentationConfig | None = None,
+        categories: tuple[str, ...] = ("person",),
+    ) -> None:
         super().__init__()
         self.config = SegmentationConfig() if config is None else config
-        self.epoch = 0
+        self.sources = self._read(annotations, images, categories)
+        if not self.sources:
+            raise VidmatteError(f"{annotations}: no {self._absent()} with {categories}")
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw different windows and augmentations in each epoch (call before iterating)."""
-        self.epoch = epoch
+    def _read(
+        self, annotations: str | os.PathLike, images: str | os.PathLike, categories: tuple[str, ...]
+    ) -> list:
+        """The sources of ``categories`` in ``annotations``, their files in ``images``."""
+        raise NotImplementedError
 
-    def _rng(self, index: int) -> tuple[np.random.Generator, int]:
-        seed = int(np.random.SeedSequence([self.config.seed, self.epoch, index]).generate_state(1)[0])
-        return np.random.default_rng(seed), seed
+    def _absent(self) -> str:
+        """What a source is, for the message when there is none."""
+        raise NotImplementedError
+
+    def _clip(self, rng: np.random.Generator, source: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, H, W, 3)`` frames and ``(N, T, H, W)`` bool masks of ``source``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng, seed = self.item_rng(self.config.seed, index)
+        frames, masks = self._clip(rng, self.sources[index])
+        return self._item(rng, frames, masks, seed)
 
     def _item(
         self, rng: np.random.Generator, frames: np.ndarray, masks: np.ndarray, seed: int
@@ -271,58 +303,34 @@ def _read_frames(paths: tuple[Path, ...], height: int, width: int, source: Path)
 class YouTubeVISDataset(_SegmentationDataset):
     """Windows of ``T`` consecutive frames from YouTube-VIS videos with their person masks."""
 
-    def __init__(
-        self,
-        annotations: str | os.PathLike,
-        images: str | os.PathLike,
-        config: SegmentationConfig | None = None,
-        categories: tuple[str, ...] = ("person",),
-    ) -> None:
-        super().__init__(config)
-        self.videos = [
-            v
-            for v in read_ytvis_annotations(annotations, images, categories)
-            if len(v.frames) >= self.config.frames
-        ]
-        if not self.videos:
-            raise VidmatteError(
-                f"{annotations}: no video of {self.config.frames} frames or more with {categories}"
-            )
+    def _read(
+        self, annotations: str | os.PathLike, images: str | os.PathLike, categories: tuple[str, ...]
+    ) -> list[VisVideo]:
+        videos = read_ytvis_annotations(annotations, images, categories)
+        return [v for v in videos if len(v.frames) >= self.config.frames]
 
-    def __len__(self) -> int:
-        return len(self.videos)
+    def _absent(self) -> str:
+        return f"video of {self.config.frames} frames or more"
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng, seed = self._rng(index)
-        video = self.videos[index]
+    def _clip(self, rng: np.random.Generator, video: VisVideo) -> tuple[np.ndarray, np.ndarray]:
         start = int(rng.integers(0, len(video.frames) - self.config.frames + 1))
         window = video.frames[start : start + self.config.frames]
         frames = _read_frames(window, video.height, video.width, video.source)
-        return self._item(rng, frames, video.masks(start, self.config.frames), seed)
+        return frames, video.masks(start, self.config.frames)
 
 
 class CocoSegmentationDataset(_SegmentationDataset):
     """COCO images with their person masks, turned into clips by a moving virtual camera."""
 
-    def __init__(
-        self,
-        annotations: str | os.PathLike,
-        images: str | os.PathLike,
-        config: SegmentationConfig | None = None,
-        categories: tuple[str, ...] = ("person",),
-    ) -> None:
-        super().__init__(config)
-        self.images = read_coco_annotations(annotations, images, categories)
-        if not self.images:
-            raise VidmatteError(f"{annotations}: no image with {categories}")
+    def _read(
+        self, annotations: str | os.PathLike, images: str | os.PathLike, categories: tuple[str, ...]
+    ) -> list[CocoImage]:
+        return read_coco_annotations(annotations, images, categories)
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def _absent(self) -> str:
+        return "image"
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng, seed = self._rng(index)
-        image = self.images[index]
+    def _clip(self, rng: np.random.Generator, image: CocoImage) -> tuple[np.ndarray, np.ndarray]:
         frame = _read_frames((image.path,), image.height, image.width, image.source)
         frames = np.repeat(frame, self.config.frames, axis=0)
-        masks = np.repeat(image.masks()[:, None], self.config.frames, axis=1)
-        return self._item(rng, frames, masks, seed)
+        return frames, np.repeat(image.masks()[:, None], self.config.frames, axis=1)

@@ -37,14 +37,7 @@ from tqdm import tqdm
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import open_background
 from vidmatte.inference.engine import Engine, EngineSettings, FrameMatter, WindowMatter, load_engine
-from vidmatte.inference.msgvim import (
-    CHUNK_SIZE,
-    ChunkMatter,
-    PngGuidance,
-    TrackGuidance,
-    union_of_others,
-    ytvis_video_ids,
-)
+from vidmatte.inference.msgvim import CHUNK_SIZE, ChunkMatter
 from vidmatte.inference.outputs import (
     DEFAULT_OUTPUTS,
     FORMATS,
@@ -55,8 +48,9 @@ from vidmatte.inference.outputs import (
     plan_outputs,
     refuse_inputs_as_outputs,
 )
-from vidmatte.io.frames import IMAGE_EXTENSIONS, to_u8
-from vidmatte.io.masks import check_mask_size, read_mask, read_ytvis_json
+from vidmatte.io.frames import to_u8
+from vidmatte.io.guidance import GuidanceSource, TrackGuidance, union_of_others
+from vidmatte.io.masks import check_mask_size, read_mask
 from vidmatte.io.reader import Frame, VideoInfo, count_frames, open_frames
 from vidmatte.models.adam.geometry import MIN_NETWORK_SIDE, min_downsample_ratio
 
@@ -361,55 +355,24 @@ class _InstanceGuidance:
 
     def __init__(self, masks: Path, info: VideoInfo) -> None:
         frames = info.frame_count if info.frame_count is not None else count_frames(info.path)
-        if masks.is_file():
-            tracks = read_ytvis_json(masks)
-            video = ytvis_video_ids(masks, tracks, [info.path.name])[info.path.name] if tracks else None
-            tracks = [t for t in tracks if t.video_id == video]
-            self._guidance: PngGuidance | TrackGuidance = TrackGuidance(tracks, frames, str(masks))
-            self._stems: list[str] = []
-            empty = f"{masks}: no track for {info.path.name}, so no instance to matte"
-        elif masks.is_dir():
-            self._stems = (
-                list(info.frame_names) if info.frame_names is not None else self._index_stems(masks, frames)
-            )
-            self._guidance = PngGuidance(masks, self._stems)
-            empty = f"{masks}: no instance folder (<instance>/<frame>.png), so no instance to matte"
-        else:
-            raise VidmatteError(f"{masks}: no such masks file or folder")
+        self._guidance = GuidanceSource(masks).clip(info.path.name, info.frame_names, frames)
         # decision: no instance is an error, not an empty success: nothing would be matted, and a run that
         # exits 0 without a matte hides a wrong video id or an empty segmentation
         if not self._guidance.names:
-            raise VidmatteError(empty)
+            if isinstance(self._guidance, TrackGuidance):
+                raise VidmatteError(f"{masks}: no track for {info.path.name}, so no instance to matte")
+            raise VidmatteError(
+                f"{masks}: no instance folder (<instance>/<frame>.png), so no instance to matte"
+            )
         self._guidance.check_size((info.height, info.width))
         self.names = self._guidance.names
-
-    @staticmethod
-    def _index_stems(masks: Path, frames: int) -> list[str]:
-        """The names mask files of a video take, by frame index (``0.png`` or ``000000.png``)."""
-        by_index: dict[int, str] = {}
-        for path in sorted(masks.glob("*/*")):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            if not path.stem.isdigit():
-                raise VidmatteError(
-                    f"{path}: masks of a video are named by frame index (0.png or 000000.png, from 0)"
-                )
-            if int(path.stem) >= frames:
-                raise VidmatteError(f"{path}: mask of frame {int(path.stem)}, the video has {frames} frames")
-            by_index.setdefault(int(path.stem), path.stem)
-        return [by_index.get(i, str(i)) for i in range(frames)]
 
     def matte(self, frames: Iterable[Frame], matter: ChunkMatter, chunk: int) -> Iterator[MattedFrame]:
         """Matte ``chunk`` frames at a time with ``matter`` (a fresh MSG-VIM chunk matter)."""
         for batch in _batches(frames, chunk):
             rgb = np.stack([f.image for f in batch]).astype(np.float32) / 255
             size = rgb.shape[1:3]
-            targets = np.stack(
-                [self._guidance.masks(f.index, self._stem(f.index), size) for f in batch], axis=1
-            )
+            targets = np.stack([self._guidance.masks(f.index, size) for f in batch], axis=1)
             alphas = matter(rgb, targets, union_of_others(targets))
             for t, frame in enumerate(batch):
                 yield MattedFrame(frame, alphas[:, t], None)
-
-    def _stem(self, index: int) -> str:
-        return self._stems[index] if index < len(self._stems) else str(index)

@@ -6,6 +6,9 @@ random tag (``out/.alpha.4242-9f3c01ab.partial.mp4``), so two runs never share a
 An interrupted run (exception, Ctrl-C, SIGTERM through the command line) removes its partial file and
 the folders it created; a killed one (SIGKILL) leaves a hidden partial file, which the next run that
 locks the same output removes. So no output ever looks complete when it is not.
+
+Small files written whole (JSON results, state files) take :func:`write_text_atomic`: no lock, but the
+same unique partial name and one rename.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import re
 import secrets
 import shutil
 from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.lock import OutputLock, lock_path
 
 PARTIAL_TAG = ".partial"
+_Output = TypeVar("_Output", bound="FinishOrAbort")
 
 
 def partial_path(final: Path, run: str) -> Path:
@@ -37,6 +43,30 @@ def partials_of(final: Path) -> list[Path]:
     if not final.parent.is_dir():
         return []
     return sorted(p for p in final.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+class FinishOrAbort:
+    """An output written in steps, as a context manager: a ``with`` block that ends normally calls
+    :meth:`finish`, one left by an exception (``KeyboardInterrupt`` included) calls :meth:`abort`."""
+
+    def finish(self) -> None:
+        """Complete the output."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Remove what was written; never raises."""
+        raise NotImplementedError
+
+    def __enter__(self: _Output) -> _Output:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
 
 
 class AtomicOutput:
@@ -104,6 +134,34 @@ class AtomicOutput:
         if remove_folders:
             remove_empty(self.created)
             self.created = []
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, make_parents: bool = True) -> None:
+    """Replace the file ``path`` with ``text`` at once: written beside it under a name unique to this write
+    (:func:`partial_path`), then renamed, so a reader (another process too) sees the old file or the new
+    one, never half of one, and two writers never share a partial file.
+
+    Args:
+        path: the file.
+        text: its whole content.
+        make_parents: make missing folders; ``False`` makes a missing folder an error (a state file
+            whose folder was removed meanwhile stays removed).
+
+    Raises:
+        VidmatteError: the file cannot be written, naming it (no partial file is left).
+    """
+    path = Path(path)
+    partial = partial_path(path, f"{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as error:
+        raise VidmatteError(f"{path}: cannot write there ({error.strerror or error})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def make_folders(output: Path) -> list[Path]:

@@ -252,6 +252,25 @@ def to_u8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
+def normalised_u8(alphas: np.ndarray) -> np.ndarray:
+    """Scale instances' alphas where they sum past 1, then truncate to 8 bits.
+
+    Truncation (not rounding) keeps the 8-bit sum of the instances at or below 255 everywhere.
+
+    Args:
+        alphas: ``(N, ...)`` float32 in [0, 1], one entry per instance.
+
+    Returns:
+        ``(N, ...)`` uint8.
+
+    >>> normalised_u8(np.array([[0.8], [0.6]], np.float32)).ravel().tolist()
+    [145, 109]
+    """
+    total = alphas.sum(axis=0, keepdims=True)
+    scaled = alphas / np.maximum(total, 1.0)
+    return np.floor(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write ``(H, W)`` grey or ``(H, W, 3|4)`` colour; float in [0, 1] or uint8. Creates parent folders."""
     path = Path(path)

@@ -1,4 +1,5 @@
-"""Reading JSON files (annotations, segmenter results) with one-line errors that name the file."""
+"""JSON files (annotations, segmenter results, evaluation results): read with one-line errors that name
+the file, written whole at once (:func:`~vidmatte.io.atomic.write_text_atomic`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vidmatte.errors import VidmatteError
+from vidmatte.io.atomic import write_text_atomic
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -26,6 +28,23 @@ def read_json(path: str | os.PathLike) -> Any:
     # nesting deeper than Python's recursion limit raises RecursionError from the decoder
     except (OSError, UnicodeError, json.JSONDecodeError, RecursionError) as error:
         raise VidmatteError(f"{path}: not a readable JSON file ({error})") from None
+
+
+def write_json(
+    path: str | os.PathLike, value: Any, *, indent: int | None = None, make_parents: bool = True
+) -> None:
+    """Replace the file ``path`` with ``value`` as JSON (and a final newline), atomically.
+
+    Args:
+        path: the file.
+        value: anything :func:`json.dumps` takes.
+        indent: as :func:`json.dumps`'s (``None``: one line).
+        make_parents: make missing folders (see :func:`~vidmatte.io.atomic.write_text_atomic`).
+
+    Raises:
+        VidmatteError: the file cannot be written, naming it.
+    """
+    write_text_atomic(path, json.dumps(value, indent=indent) + "\n", make_parents=make_parents)
 
 
 @contextlib.contextmanager

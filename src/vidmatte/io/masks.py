@@ -7,7 +7,6 @@ with ``RLE = {"size": [H, W], "counts": str}`` (COCO compressed RLE, column-majo
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pycocotools import mask as coco_mask
 
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import read_grey_u8
-from vidmatte.io.jsonfile import read_json
+from vidmatte.io.jsonfile import read_json, write_json
 
 MASK_THRESHOLD = 128  # VIM50 guidance masks are binarised at >= 128
 # decision: a 16K frame; a corrupt size field must not allocate gigabytes before the counts are checked
@@ -138,8 +137,7 @@ def read_ytvis_json(path: str | os.PathLike) -> list[Track]:
 
 
 def write_ytvis_json(path: str | os.PathLike, tracks: list[Track]) -> None:
-    """Write tracks as a YouTube-VIS result file."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Write tracks as a YouTube-VIS result file (atomically, creating parent folders)."""
     payload = [
         {
             "video_id": t.video_id,
@@ -149,7 +147,7 @@ def write_ytvis_json(path: str | os.PathLike, tracks: list[Track]) -> None:
         }
         for t in tracks
     ]
-    Path(path).write_text(json.dumps(payload))
+    write_json(path, payload)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

@@ -30,7 +30,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import av
@@ -38,7 +37,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from vidmatte.errors import VidmatteError
-from vidmatte.io.atomic import AtomicOutput
+from vidmatte.io.atomic import AtomicOutput, FinishOrAbort
 from vidmatte.io.audio import AudioCopier, audio_supported
 from vidmatte.io.frames import to_u8, write_image
 from vidmatte.io.reader import VideoInfo, ffmpeg_reason
@@ -193,7 +192,7 @@ class _PngSink:
         """The folder is removed by the caller."""
 
 
-class FrameWriter:
+class FrameWriter(FinishOrAbort):
     """A streaming output; :meth:`write` frames, then :meth:`finish` (or use ``with``).
 
     Leaving a ``with`` block by an exception (``KeyboardInterrupt`` included) calls :meth:`abort`, so the
@@ -335,14 +334,3 @@ class FrameWriter:
         except BaseException:
             self.abort()
             raise
-
-    def __enter__(self) -> FrameWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.finish()
-        else:
-            self.abort()

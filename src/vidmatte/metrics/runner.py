@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import multiprocessing
 import os
@@ -36,6 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmatte.errors import VidmatteError
+from vidmatte.io import jsonfile
+from vidmatte.io.atomic import write_text_atomic
 from vidmatte.io.frames import IMAGE_EXTENSIONS, read_alpha, read_rgb_u8
 from vidmatte.metrics import alpha
 from vidmatte.metrics.protocols import ALL_METRICS, FGR_METRICS, PROTOCOL_METRICS, PROTOCOLS
@@ -391,21 +392,9 @@ def format_table(results: EvalResults) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text)
-        partial.replace(path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise VidmatteError(f"{path}: cannot write ({error.strerror})") from None
-
-
 def write_json(results: EvalResults, path: str | os.PathLike) -> None:
     """Write ``{"protocol", "num_frames", "overall", "subsets", "clips"}`` as JSON."""
-    _write_atomic(path, json.dumps(results.to_dict(), indent=2) + "\n")
+    jsonfile.write_json(path, results.to_dict(), indent=2)
 
 
 def write_csv(results: EvalResults, path: str | os.PathLike) -> None:
@@ -420,4 +409,4 @@ def write_csv(results: EvalResults, path: str | os.PathLike) -> None:
     ]
     for level, name, means in rows:
         writer.writerow([level, name, *(repr(means[m]) if m in means else "" for m in results.metrics)])
-    _write_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())

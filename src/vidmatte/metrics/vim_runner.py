@@ -12,7 +12,6 @@ previous frame of each instance, plus a few ``(G, P)`` matrices per frame.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidmatte.errors import VidmatteError
+from vidmatte.io import jsonfile
 from vidmatte.io.frames import list_frames, read_alpha, select_folders
 from vidmatte.metrics.vimq import (
     ERRORS,
@@ -208,7 +208,5 @@ def format_table(results: VimResults) -> str:
 
 
 def write_json(results: VimResults, path: str | os.PathLike) -> None:
-    """Write :meth:`VimResults.to_dict` as indented JSON, creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results.to_dict(), indent=2))
+    """Write :meth:`VimResults.to_dict` as indented JSON, atomically, creating parent folders."""
+    jsonfile.write_json(path, results.to_dict(), indent=2)

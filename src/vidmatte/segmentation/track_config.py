@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vidmatte.validation import check_fields
+
 
 @dataclass(frozen=True)
 class TrackConfig:
@@ -82,16 +84,8 @@ class TrackConfig:
             "birth_score",
             "velocity_smoothing",
         )
-        for name in fractions:
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("detect_width", "crop_size", "fallback_size", "birth_frames"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("min_mask_pixels", "fallback_opening", "max_missed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.crop_scale < 1.0:
-            raise ValueError(f"crop_scale must be at least 1, got {self.crop_scale}")
+        check_fields(self, fractions, 0, 1)
+        check_fields(self, ("detect_width", "crop_size", "fallback_size", "birth_frames", "crop_scale"), 1)
+        check_fields(self, ("min_mask_pixels", "fallback_opening", "max_missed"), 0)
         if self.keypoint_tolerance <= 0.0 or self.max_cost <= 0.0:
             raise ValueError("keypoint_tolerance and max_cost must be positive")

@@ -18,9 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidmatte.data.guidance import augment_masks
-from vidmatte.data.synthesize import clip_seed
-from vidmatte.data.synthetic import ClipSpec
-from vidmatte.data.synthetic_dataset import SyntheticConfig, SyntheticMattingDataset
+from vidmatte.data.synthetic.clips import ClipSpec, clip_seed
+from vidmatte.data.synthetic.dataset import SyntheticConfig, SyntheticMattingDataset
 from vidmatte.errors import VidmatteError
 from vidmatte.training.config import SourceConfig
 

@@ -32,8 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vidmatte.models.layers import conv_bn_relu
 
-class DecoderOutput(NamedTuple):
+
+class AdamDecoderOutput(NamedTuple):
     """Decoder outputs at the network's (padded) input size ``H x W``.
 
     Attributes:
@@ -74,17 +76,9 @@ def conv_of_parts(conv: nn.Conv2d, parts: Sequence[Tensor]) -> Tensor:
 
 
 def on_concatenation(block: nn.Sequential, parts: Sequence[Tensor]) -> Tensor:
-    """A block that starts with a convolution (:func:`conv_bn_relu`) applied to ``torch.cat(parts, 1)``."""
+    """A block that starts with a convolution (:func:`~vidmatte.models.layers.conv_bn_relu`) applied to
+    ``torch.cat(parts, 1)``."""
     return block[1:](conv_of_parts(block[0], parts))
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """``3x3 conv (no bias) -> BatchNorm2d -> ReLU``."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class UpscalingBlock(nn.Module):
@@ -92,7 +86,7 @@ class UpscalingBlock(nn.Module):
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.fuse = conv_bn_relu(in_channels + skip_channels, out_channels)
+        self.fuse = conv_bn_relu(in_channels + skip_channels, out_channels, 3)
         self.conv = nn.Conv2d(out_channels, out_channels, 3, padding=1)
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
@@ -143,11 +137,11 @@ class AdamDecoder(nn.Module):
         self.mask_head = nn.Conv2d(c8, 2, 3, padding=1) if "mask" in self.predicts else None
         self.coarse_head = nn.Conv2d(c8, 1, 3, padding=1) if "coarse" in self.predicts else None
         self.refine = nn.Sequential(
-            conv_bn_relu(c2 + 3, output_channels), conv_bn_relu(output_channels, output_channels)
+            conv_bn_relu(c2 + 3, output_channels, 3), conv_bn_relu(output_channels, output_channels, 3)
         )
         self.fine_head = nn.Conv2d(output_channels, 4, 3, padding=1)
 
-    def forward(self, z: Tensor, skips: tuple[Tensor, Tensor, Tensor], image: Tensor) -> DecoderOutput:
+    def forward(self, z: Tensor, skips: tuple[Tensor, Tensor, Tensor], image: Tensor) -> AdamDecoderOutput:
         """Decode a frame.
 
         Args:
@@ -156,7 +150,7 @@ class AdamDecoder(nn.Module):
             image: ``(B, 3, H, W)`` RGB in ``[0, 1]``.
 
         Returns:
-            :class:`DecoderOutput`.
+            :class:`AdamDecoderOutput`.
         """
         f2, f4, f8 = skips
         quarter = self.up8(self.up16(z), f8)
@@ -173,4 +167,4 @@ class AdamDecoder(nn.Module):
             probability = pooled.clamp(_EPS, 1 - _EPS)
             mask_logits = torch.cat([torch.zeros_like(probability), probability.logit()], 1)
         coarse_alpha = self.coarse_head(quarter).sigmoid() if self.coarse_head is not None else pooled
-        return DecoderOutput(mask_logits, coarse_alpha, alpha, foreground, hidden)
+        return AdamDecoderOutput(mask_logits, coarse_alpha, alpha, foreground, hidden)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidmatte.models.adam.decoder import MASK_STRIDE, AdamDecoder, DecoderOutput
+from vidmatte.models.adam.decoder import MASK_STRIDE, AdamDecoder, AdamDecoderOutput
 from vidmatte.models.adam.embedding import FgBgEmbedding
 from vidmatte.models.adam.encoder import AdamEncoder
 from vidmatte.models.adam.geometry import FrameGeometry
@@ -132,7 +132,7 @@ class AdamModel(nn.Module):
         tokens = self.transformer(frame.query, keys, values)
         return tokens.transpose(1, 2).unflatten(2, frame.grid)
 
-    def decode(self, features: Tensor, frame: EncodedFrame, image: Tensor) -> DecoderOutput:
+    def decode(self, features: Tensor, frame: EncodedFrame, image: Tensor) -> AdamDecoderOutput:
         """Stage 3: decode ``Z'`` with the frame's skip features; ``image`` is the network's input."""
         return self.decoder(features, frame.skips, image)
 
@@ -221,7 +221,7 @@ class AdamModel(nn.Module):
         return stacked, memory
 
     def _restore(
-        self, decoded: DecoderOutput, geometry: FrameGeometry, frame: Tensor, image: Tensor
+        self, decoded: AdamDecoderOutput, geometry: FrameGeometry, frame: Tensor, image: Tensor
     ) -> AdamOutput:
         """Crop the padding and, for downsampled frames, guided-filter back to the input size."""
         alpha, foreground = geometry.crop(decoded.alpha), geometry.crop(decoded.foreground)

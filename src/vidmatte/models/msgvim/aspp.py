@@ -6,23 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def conv_bn_relu(
-    in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1
-) -> nn.Sequential:
-    """``Conv2d (no bias, "same" padding) -> BatchNorm2d -> ReLU``."""
-    return nn.Sequential(
-        nn.Conv2d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            padding=dilation * (kernel_size // 2),
-            dilation=dilation,
-            bias=False,
-        ),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+from vidmatte.models.layers import conv_bn_relu
 
 
 class ASPP(nn.Module):
@@ -49,8 +33,8 @@ class ASPP(nn.Module):
         self.branches = nn.ModuleList(
             conv_bn_relu(in_channels, mid_channels, 1 if i == 0 else 3, d) for i, d in enumerate(dilations)
         )
-        self.pooling = conv_bn_relu(in_channels, mid_channels)
-        self.fuse = conv_bn_relu(mid_channels * (len(dilations) + 1), out_channels)
+        self.pooling = conv_bn_relu(in_channels, mid_channels, 1)
+        self.fuse = conv_bn_relu(mid_channels * (len(dilations) + 1), out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_channels, h, w)`` -> ``(N, out_channels, h, w)``."""

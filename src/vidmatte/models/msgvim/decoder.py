@@ -83,7 +83,7 @@ def side_output(in_channels: int, hidden_channels: int) -> nn.Sequential:
     )
 
 
-class DecoderOutput(NamedTuple):
+class MsgVimDecoderOutput(NamedTuple):
     """Alpha predictions at full resolution, ``(N, 2, H, W)`` float32 in [0, 1] (target, reference).
 
     Attributes:
@@ -162,7 +162,7 @@ class MsgVimDecoder(nn.Module):
         skips: tuple[Tensor, Tensor, Tensor, Tensor, Tensor],
         batch_size: int,
         state: TemporalState | None = None,
-    ) -> DecoderOutput:
+    ) -> MsgVimDecoderOutput:
         """Decode ``N = B*T`` frames of ``batch_size`` sequences.
 
         Args:
@@ -186,7 +186,7 @@ class MsgVimDecoder(nn.Module):
             x = block(x)
         x = self.to_full(x + half) + full
         size = full.shape[2:]
-        return DecoderOutput(
+        return MsgVimDecoderOutput(
             alpha_os1=to_alpha(self.head_os1(x)),
             alpha_os4=to_alpha(F.interpolate(os4, size=size, mode="bilinear", align_corners=False)),
             alpha_os8=to_alpha(F.interpolate(os8, size=size, mode="bilinear", align_corners=False)),

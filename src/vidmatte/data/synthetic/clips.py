@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidmatte.data.background import list_photos, render_background, sample_background
-from vidmatte.data.figure import FigureParams, render_figure, sample_figure
+from vidmatte.data.synthetic.background import list_photos, render_background, sample_background
+from vidmatte.data.synthetic.figure import FigureParams, render_figure, sample_figure
 from vidmatte.io.composite import composite, over_premultiplied, unpremultiply
 
 _HEAD_TOP = 0.46  # head top above the pelvis, in figure heights
@@ -147,6 +147,11 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
             sample_figure(rng, height, start, velocity, veil_prob=spec.veil, glass_prob=spec.glass)
         )
     return figures
+
+
+def clip_seed(seed: int, index: int) -> int:
+    """The seed of clip ``index`` of a set generated with ``seed`` (independent streams per clip)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 def generate_clip(seed: int, spec: ClipSpec = ClipSpec()) -> Clip:

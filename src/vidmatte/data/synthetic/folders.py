@@ -20,7 +20,6 @@ and per clip its seed, instances, occlusion, tracks, identity switches and misse
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -33,16 +32,12 @@ import numpy as np
 from vidmatte import __version__
 from vidmatte.data.benchmarks import frame_name, write_guidance, write_vim_clip, write_vm_clip
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, clip_seed, generate_clip
 from vidmatte.io.frames import write_image
+from vidmatte.io.jsonfile import write_json
 from vidmatte.io.masks import Track, write_ytvis_json
 
 LAYOUTS = ("vm", "vim")
-
-
-def clip_seed(seed: int, index: int) -> int:
-    """The seed of clip ``index`` of a set generated with ``seed`` (independent streams per clip)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 def write_synthetic_set(
@@ -90,7 +85,7 @@ def write_synthetic_set(
         "segmenter_errors": errors.to_dict(),
         "clips": records,
     }
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    write_json(out / "metadata.json", metadata, indent=1)
     return metadata
 
 

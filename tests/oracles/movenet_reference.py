@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "movenet_multipose"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "movenet_multipose"
 # Frame 100 of OpenCV's vtest.avi (Debian opencv-doc 4.6.0), pixels [96:288, 256:640]: six pedestrians.
 VTEST_CROP = FIXTURES / "vtest_frame100_crop.png"
 REFERENCE_OUTPUTS = FIXTURES / "reference_outputs.npz"

@@ -18,8 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from vidmatte.data.augment import AugmentConfig, augment_clip
 from vidmatte.data.guidance import SegmenterErrors, simulate_segmenter
 from vidmatte.data.items import make_item
-from vidmatte.data.synthesize import clip_seed
-from vidmatte.data.synthetic import ClipSpec, generate_clip
+from vidmatte.data.synthetic.clips import ClipSpec, clip_seed, generate_clip
 
 
 @dataclass(frozen=True)

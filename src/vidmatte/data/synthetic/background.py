@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
 
-from vidmatte.data.texture import random_colour, value_noise
+from vidmatte.data.synthetic.texture import random_colour, value_noise
 from vidmatte.errors import VidmatteError
 from vidmatte.io.frames import IMAGE_EXTENSIONS
 
@@ -30,7 +30,7 @@ _PHOTO_SIDE = 2048  # real photographs are kept at most this long (memory per wo
 
 
 @dataclass(frozen=True)
-class Background:
+class SyntheticBackground:
     """A background canvas and how the camera and light move over it.
 
     Attributes:
@@ -66,7 +66,7 @@ def sample_background(
     moving: bool,
     palette: np.ndarray | None = None,
     photos: tuple[str, ...] = (),
-) -> Background:
+) -> SyntheticBackground:
     """Sample a background for a ``height x width`` clip of ``frames`` frames.
 
     Args:
@@ -89,7 +89,7 @@ def sample_background(
         canvas = _stripes(rng, canvas_h, canvas_w, colours)
     margin = np.array([(canvas_w - width) / 2, (canvas_h - height) / 2])
     travel = margin * 0.6 / max(frames, 1)
-    return Background(
+    return SyntheticBackground(
         canvas=canvas,
         kind=kind,
         centre=np.array([canvas_w / 2, canvas_h / 2]) + (rng.uniform(-0.3, 0.3, 2) * margin),
@@ -113,7 +113,7 @@ def sample_background(
     )
 
 
-def render_background(background: Background, t: float, height: int, width: int) -> np.ndarray:
+def render_background(background: SyntheticBackground, t: float, height: int, width: int) -> np.ndarray:
     """The background seen by the camera at frame ``t``: ``(height, width, 3)`` float32 in [0, 1]."""
     amplitude, rate, phase = background.shake
     centre = (

@@ -14,9 +14,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vidmatte.data.hair import Hair, render_hair, sample_hair, strand_points
-from vidmatte.data.raster import Window, box_window, capsule_field, coverage, ellipse_field, union_box
-from vidmatte.data.texture import (
+from vidmatte.data.synthetic.hair import Hair, render_hair, sample_hair, strand_points
+from vidmatte.data.synthetic.raster import (
+    Window,
+    box_window,
+    capsule_field,
+    coverage,
+    ellipse_field,
+    union_box,
+)
+from vidmatte.data.synthetic.texture import (
     SHEET_EXTENT,
     Material,
     look_up,
@@ -69,7 +76,7 @@ class FigureParams:
         veil, glass: semi-transparent parts; ``veil_opacity`` the veil's alpha.
         materials: surfaces indexed by ``SKIN, TOP, BOTTOM, SHOES, HAIR, VEIL, GLASS, EYES``.
         textures: ``(8, S, S, 3)`` uint8, each material rendered on the figure's surface
-            coordinates (see :func:`vidmatte.data.texture.texture_sheet`).
+            coordinates (see :func:`vidmatte.data.synthetic.texture.texture_sheet`).
     """
 
     height: float

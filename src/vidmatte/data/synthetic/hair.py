@@ -3,7 +3,7 @@
 Each strand is a curve grown from a root on the scalp: it leaves the head along the outward
 normal (long hair) or along the scalp (short hair), bends towards the ground, curls, and swings
 away from the direction the head moves. Strands are splatted with bilinear weights
-(:func:`vidmatte.data.raster.splat_strands`), so most of a strand's pixels get a partial alpha.
+(:func:`vidmatte.data.synthetic.raster.splat_strands`), so most of a strand's pixels get a partial alpha.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidmatte.data.raster import Window, splat_strands
+from vidmatte.data.synthetic.raster import Window, splat_strands
 
 _MAX_SAMPLES = 1024  # samples along the longest strand: about one per pixel, up to 1024 px
 _LANES = 3  # a strand up to 3 px wide is drawn as up to 3 parallel one-pixel lanes
@@ -100,7 +100,7 @@ def sample_hair(rng: np.random.Generator, colour: np.ndarray, long: bool, length
 def strand_points(
     hair: Hair, centre: np.ndarray, radii: tuple[float, float], angle: float, height: float, sway: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample points along every strand, ready for :func:`vidmatte.data.raster.splat_strands`.
+    """Sample points along every strand, ready for :func:`vidmatte.data.synthetic.raster.splat_strands`.
 
     Args:
         centre: ``(2,)`` head centre (x, y) in pixels.
