@@ -30,6 +30,7 @@ from interleave import interleaved_ms
 
 from vidmatte import build_model
 from vidmatte.inference.msgvim import MsgVimSession, union_of_others
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.metrics.vimq import frame_statistics
 from vidmatte.models.loading import DEFAULT_WEIGHTS, load_model
 
@@ -54,8 +55,9 @@ def best_time(run: Callable[[], object], repeats: int) -> float:
 
 
 def load(name: str) -> torch.nn.Module:
-    """The shipped weights for ``*-default`` names, else a configuration with random weights."""
-    return load_model(name) if name in DEFAULT_WEIGHTS else build_model(name)
+    """The shipped weights for ``*-default`` names, else a configuration with random weights, prepared for
+    inference."""
+    return prepare_network(load_model(name) if name in DEFAULT_WEIGHTS else build_model(name))
 
 
 def chunk_matter(
