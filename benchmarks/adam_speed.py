@@ -18,8 +18,8 @@ runs: PyTorch, float32, channels-last.
 prints the operators that take the most time. The peak resident memory of a ``--memory-frames`` clip
 is measured in a fresh process, with the resident size after 10 frames beside it to show that memory
 does not grow with the clip. Frames are random: the cost does not depend on their content. Weights
-and frames are channels-last (NHWC), as :class:`AdamSession` stores them by default; ``--nchw``
-measures the contiguous layout. ``--compile`` measures sessions with ``compile=True``
+and frames are channels-last (NHWC), as the engine prepares them (``prepare_network``) by default;
+``--nchw`` measures the contiguous layout. ``--compile`` measures a network prepared with ``compile=True``
 (``torch.compile`` of AdaM's encoder and decoder; the peer stays eager) and prints the largest alpha
 difference from the eager model on a few frames.
 """
@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="rounds (timed frames of each contender)")
     parser.add_argument("--memory-frames", type=int, default=300, help="clip for peak memory (0: skip)")
     parser.add_argument("--nchw", action="store_true", help="contiguous weights and frames, not NHWC")
-    parser.add_argument("--compile", action="store_true", help="sessions with compile=True")
+    parser.add_argument("--compile", action="store_true", help="prepare_network(compile=True)")
     parser.add_argument("--stages", action="store_true", help="time each stage")
     parser.add_argument("--profile", action="store_true", help="print the most expensive operators")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
