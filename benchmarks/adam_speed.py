@@ -18,8 +18,8 @@ runs: PyTorch, float32, channels-last.
 prints the operators that take the most time. The peak resident memory of a ``--memory-frames`` clip
 is measured in a fresh process, with the resident size after 10 frames beside it to show that memory
 does not grow with the clip. Frames are random: the cost does not depend on their content. Weights
-and frames are channels-last (NHWC), as :class:`AdamSession` stores them by default; ``--nchw``
-measures the contiguous layout. ``--compile`` measures sessions with ``compile=True``
+and frames are channels-last (NHWC), as the engine prepares them (``prepare_network``) by default;
+``--nchw`` measures the contiguous layout. ``--compile`` measures a network prepared with ``compile=True``
 (``torch.compile`` of AdaM's encoder and decoder; the peer stays eager) and prints the largest alpha
 difference from the eager model on a few frames.
 """
@@ -44,6 +44,7 @@ from benchmarks.macs import MacCounter
 from benchmarks.peers.rvm import RecurrentState, RobustVideoMatting
 from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession, autocast
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.models.adam.geometry import FrameGeometry
 
 WARMUP_FRAMES = 6  # fills the long-term entry and N = 4 short-term entries, plus one
@@ -74,12 +75,10 @@ def random_frames(count: int, width: int, height: int, channels_last: bool = Fal
     ]
 
 
-def adam_stepper(
-    model, width: int, height: int, precision: str, channels_last: bool, compile: bool
-) -> Callable[[], object]:
+def adam_stepper(model, width: int, height: int, precision: str, channels_last: bool) -> Callable[[], object]:
     """One frame of a session's ``step`` per call, after ``WARMUP_FRAMES`` that fill its memory."""
     clip = random_frames(4, width, height, channels_last)
-    session = AdamSession(model, precision=precision, channels_last=channels_last, compile=compile)
+    session = AdamSession(model, precision=precision, channels_last=channels_last)
     for t in range(WARMUP_FRAMES):
         session.step(clip[t % len(clip)])
     count = itertools.count()
@@ -117,7 +116,7 @@ def gmacs(step: Callable[[], object]) -> float:
 def compiled_difference(model, reference, width: int, height: int, precision: str) -> float:
     """Largest absolute alpha difference between compiled ``model`` and eager ``reference`` over 3 frames."""
     clip = random_frames(3, width, height)
-    fast = AdamSession(model, precision=precision, compile=True)
+    fast = AdamSession(model, precision=precision)
     eager = AdamSession(reference, precision=precision)
     return max((fast.step(frame)[0] - eager.step(frame)[0]).abs().max().item() for frame in clip)
 
@@ -186,7 +185,7 @@ def peak_memory_child(
 ) -> None:
     """Run a clip and print JSON with resident memory (MiB); called in a fresh process."""
     torch.manual_seed(0)
-    model = build_model(model_name).to(memory_format=MEMORY_FORMAT[channels_last])
+    model = prepare_network(build_model(model_name), channels_last)
     session = AdamSession(model, precision=precision, channels_last=channels_last)
     generator = torch.Generator().manual_seed(0)
     after_10 = 0
@@ -215,7 +214,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="rounds (timed frames of each contender)")
     parser.add_argument("--memory-frames", type=int, default=300, help="clip for peak memory (0: skip)")
     parser.add_argument("--nchw", action="store_true", help="contiguous weights and frames, not NHWC")
-    parser.add_argument("--compile", action="store_true", help="sessions with compile=True")
+    parser.add_argument("--compile", action="store_true", help="prepare_network(compile=True)")
     parser.add_argument("--stages", action="store_true", help="time each stage")
     parser.add_argument("--profile", action="store_true", help="print the most expensive operators")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -232,9 +231,11 @@ def main() -> None:
         return
 
     torch.manual_seed(0)
-    model = build_model(args.model).eval().to(memory_format=MEMORY_FORMAT[channels_last])
+    model = prepare_network(build_model(args.model), channels_last)
     peer = RobustVideoMatting()
     reference = copy.deepcopy(model) if args.compile else None
+    if args.compile:
+        prepare_network(model, channels_last, compile=True)
     backbone = sum(p.numel() for p in model.encoder.backbone.parameters())
     total = sum(p.numel() for p in model.parameters())
     print(f"{args.model}: backbone {backbone / 1e6:.3f} M, total {total / 1e6:.3f} M parameters")
@@ -248,7 +249,7 @@ def main() -> None:
                 difference = compiled_difference(model, reference, width, height, precision)
                 print(f"{size} {precision}: compiled vs eager max |alpha difference| {difference:.2e}")
             contenders = {
-                args.model: adam_stepper(model, width, height, precision, channels_last, args.compile),
+                args.model: adam_stepper(model, width, height, precision, channels_last),
                 "rvm": peer_stepper(peer, width, height, precision, channels_last),
             }
             work = {name: "" for name in contenders}

@@ -29,6 +29,7 @@ import torch
 from benchmarks.interleave import interleaved_ms
 from vidmatte import build_model
 from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.io.guidance import union_of_others
 from vidmatte.io.jsonfile import write_json
 from vidmatte.metrics.vimq import frame_statistics
@@ -55,8 +56,9 @@ def best_time(run: Callable[[], object], repeats: int) -> float:
 
 
 def load(name: str) -> torch.nn.Module:
-    """The shipped weights for ``*-default`` names, else a configuration with random weights."""
-    return load_model(name) if name in DEFAULT_WEIGHTS else build_model(name)
+    """The shipped weights for ``*-default`` names, else a configuration with random weights, prepared for
+    inference."""
+    return prepare_network(load_model(name) if name in DEFAULT_WEIGHTS else build_model(name))
 
 
 def chunk_matter(

@@ -27,6 +27,7 @@ from vidmatte.export.onnx import export_bytes, verify
 from vidmatte.inference.adam import AdamSession
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.inference.onnx_backend import open_onnx
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.io.jsonfile import write_json
 
 WARMUP_FRAMES = 6  # fills AdaM's long-term entry and N = 4 short-term entries, plus one
@@ -83,7 +84,7 @@ def main() -> None:
         model = build_model(args.adam).eval()
         runner, seconds, difference = exported(model, args.threads)
         frames = list(torch.rand(8, 3, height, width, generator=torch.Generator().manual_seed(0)))
-        sessions = {"torch": AdamSession(model), "onnxruntime": AdamSession(runner)}
+        sessions = {"torch": AdamSession(prepare_network(model)), "onnxruntime": AdamSession(runner)}
         runs = {name: (lambda i, s=s: s.step(frames[i % len(frames)])) for name, s in sessions.items()}
         results[args.adam] = {
             **interleaved_rates(runs, WARMUP_FRAMES, args.frames),
@@ -97,7 +98,10 @@ def main() -> None:
         rng = np.random.default_rng(0)
         rgb = rng.random((args.chunk, height, width, 3), dtype=np.float32)
         targets = rng.random((args.instances, args.chunk, height, width)) > 0.5
-        sessions = {"torch": MsgVimSession(model, True), "onnxruntime": MsgVimSession(runner, True)}
+        sessions = {
+            "torch": MsgVimSession(prepare_network(model), True),
+            "onnxruntime": MsgVimSession(runner, True),
+        }
         runs = {name: (lambda i, s=s: s(rgb, targets, ~targets)) for name, s in sessions.items()}
         rates = interleaved_rates(runs, 1, args.chunks)
         results[args.msgvim] = {

@@ -55,6 +55,7 @@ def per_frame(function, frames: list) -> float:
 def measure(frames: list[np.ndarray]) -> dict[str, float]:
     from vidmatte import load_model
     from vidmatte.inference.msgvim import MsgVimSession
+    from vidmatte.inference.torch_engine import prepare_network
     from vidmatte.io.guidance import union_of_others
     from vidmatte.segmentation.movenet import detect_people, load_person_detector
     from vidmatte.segmentation.selfie import load_selfie_segmentation, segment_people
@@ -71,7 +72,8 @@ def measure(frames: list[np.ndarray]) -> dict[str, float]:
         start = time.perf_counter()
         tracks = default_track_builder()(iter(frames))
         figures["tracks"] = (time.perf_counter() - start) * 1e3 / len(frames)
-        session = MsgVimSession(load_model("msgvim-default"), instance_batch=1)  # bounded memory at 1080p
+        # bounded memory at 1080p
+        session = MsgVimSession(prepare_network(load_model("msgvim-default")), instance_batch=1)
         masks = np.stack([tracks.masks(t) for t in range(len(frames))], 1)  # (N, T, H, W)
         references = union_of_others(masks)
         rgb = np.stack(frames).astype(np.float32) / 255

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.models.adam.decoder import conv_of_parts
 from vidmatte.models.adam.guided_filter import DeepGuidedFilter, box_filter, guide
 
@@ -123,7 +124,7 @@ def test_a_session_gives_the_same_mattes_channels_last_as_planar_for_downsampled
     frames = [torch.rand(1, 3, 120, 200, generator=torch.Generator().manual_seed(t)) for t in range(3)]
     planar = AdamSession(model, channels_last=False, downsample_ratio=0.5)
     outputs = [planar.step(frame) for frame in frames]
-    nhwc = AdamSession(model, channels_last=True, downsample_ratio=0.5)
+    nhwc = AdamSession(prepare_network(model, channels_last=True), channels_last=True, downsample_ratio=0.5)
     for frame, (alpha, foreground) in zip(frames, outputs, strict=True):
         got_alpha, got_foreground = nhwc.step(frame.contiguous(memory_format=torch.channels_last))
         torch.testing.assert_close(got_alpha, alpha, atol=TOLERANCE, rtol=0)

@@ -1,18 +1,23 @@
 """AdaM online session and bi-directional offline inference."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from skimage.data import astronaut
 
 from vidmatte import build_model, load_model
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.adam import AdamSession, BidirectionalSession, GivenMask, matte_bidirectional
+from vidmatte.inference.torch_engine import prepare_network
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_model("adam-tiny").eval()
+    return prepare_network(build_model("adam-tiny"))  # as the engine prepares it
 
 
 def frames(length=6, height=64, width=64, seed=0):
@@ -97,11 +102,53 @@ def test_bfloat16_session_is_finite_and_close(model, downsample_ratio):
 
 def test_channels_last_gives_the_same_mattes(model):
     clip = frames(3, 48, 80)
+    planar = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     nhwc = run(AdamSession(model, channels_last=True, downsample_ratio=0.5), clip)
-    nchw = run(AdamSession(model, channels_last=False, downsample_ratio=0.5), clip)
+    nchw = run(AdamSession(planar, channels_last=False, downsample_ratio=0.5), clip)
     for (a, f), (b, g) in zip(nhwc, nchw, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(f, g, atol=1e-5, rtol=1e-4)
+
+
+def test_a_session_leaves_the_model_it_is_given_as_it_was():
+    torch.manual_seed(0)
+    model = build_model("adam-tiny").eval()  # planar weights, not compiled
+    before = {name: (value.clone(), value.stride()) for name, value in model.state_dict().items()}
+    run(AdamSession(model, channels_last=True), frames(2))
+    list(matte_bidirectional(model, frames(2), channels_last=True))
+    assert not model.training
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name][0]) and value.stride() == before[name][1], name
+    with pytest.raises(ValueError, match="evaluation mode"):
+        AdamSession(model.train())
+    assert model.training
+
+
+def astronaut_clip(length: int = 3, size: int = 160) -> list[torch.Tensor]:
+    """A real person, drifting right by 4 pixels a frame: ``(3, size, size)`` float frames in [0, 1]."""
+    image = torch.from_numpy(astronaut()).permute(2, 0, 1).float()[None] / 255
+    image = F.interpolate(image, (size, size + 4 * length), mode="bilinear", antialias=True)[0]
+    return [image[:, :, 4 * t : 4 * t + size].contiguous() for t in range(length)]
+
+
+@pytest.mark.parametrize("downsample_ratio", [None, 0.5])
+def test_frame_0_is_encoded_once_with_the_own_mask_head_and_the_mattes_stay_the_same(downsample_ratio):
+    model = load_model("adam-default")  # a trained mask head: its mask tells the two ways of using it apart
+    clip = astronaut_clip()
+    calls = []
+    hook = model.encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        default = run(AdamSession(model, downsample_ratio=downsample_ratio), clip)
+    finally:
+        hook.remove()
+    assert len(calls) == len(clip)
+    # the previous way: the mask head run on frame 0 by itself, its full-size mask then given as the mask
+    with torch.inference_mode():
+        own_mask = model.segment(clip[0][None], downsample_ratio)
+    previous = run(AdamSession(model, first_mask=own_mask, downsample_ratio=downsample_ratio), clip)
+    for (alpha, foreground), (expected_alpha, expected_foreground) in zip(default, previous, strict=True):
+        torch.testing.assert_close(alpha, expected_alpha, atol=1e-5, rtol=0)
+        torch.testing.assert_close(foreground, expected_foreground, atol=1e-5, rtol=0)
 
 
 def test_mask_of_the_wrong_size_is_reported():

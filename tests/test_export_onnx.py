@@ -175,14 +175,18 @@ def test_cli_gives_one_line_for_an_opset_it_cannot_export(tmp_path, weights, cap
 
 
 def test_onnx_backend_refuses_what_it_cannot_run(tmp_path):
-    with pytest.raises(VidmatteError, match="float32"):
-        load_engine(EngineSettings("adam", dtype="bfloat16"), "onnxruntime")
+    with pytest.raises(VidmatteError, match="runs fp32, not bf16"):
+        load_engine(EngineSettings("adam", precision="bf16"), "onnxruntime")
     with pytest.raises(VidmatteError, match="CPU"):
         load_engine(EngineSettings("adam", device="cuda"), "onnxruntime")
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"not a model")
     with pytest.raises(VidmatteError, match=f"{bogus}: not a readable ONNX model"):
         load_engine(EngineSettings("adam", bogus), "onnxruntime")
+    with pytest.raises(
+        VidmatteError, match=r"^unknown backend 'tflite'; expected one of torch, onnxruntime$"
+    ):
+        load_engine(EngineSettings("adam"), "tflite")
 
 
 @pytest.mark.slow

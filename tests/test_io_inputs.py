@@ -21,6 +21,7 @@ from vidmatte import build_model
 from vidmatte.cli import main
 from vidmatte.inference import video as video_module
 from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.io.frames import list_frames, read_channels, read_grey_u8, write_image
 from vidmatte.io.masks import Track, encode_rle, write_ytvis_json
 from vidmatte.io.orientation import Orientation
@@ -507,6 +508,7 @@ def test_instances_go_through_the_network_together_as_they_would_one_by_one() ->
     rng = np.random.default_rng(0)
     masks = _blob_masks(8, 5)
     references = np.stack([masks[[j for j in range(5) if j != i]].any(0) for i in range(5)])
+    prepare_network(model)
     together = MsgVimSession(model, carry_state=True)
     one_by_one = MsgVimSession(model, carry_state=True, instance_batch=1)
     for start in (0, 4):  # two chunks, the temporal state carried between them

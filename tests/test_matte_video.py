@@ -371,7 +371,7 @@ def test_bfloat16_runs_both_models(tmp_path: Path, clip: Path, weights, masks, m
         checkpoint=weights[model],
         outputs=["alpha"],
         format="png",
-        dtype="bfloat16",
+        precision="bf16",
         **options,
     )
     assert result.frames == N and all(len(list_frames(p)) == N for p in result.outputs)

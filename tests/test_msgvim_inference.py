@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from vidmatte.cli import main
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_clip, matte_videos
 from vidmatte.io.frames import list_frames, normalised_u8, read_grey_u8, write_image
 from vidmatte.io.guidance import GuidanceSource, PngGuidance, TrackGuidance
@@ -83,7 +84,7 @@ def _tiny_session(**kwargs) -> MsgVimSession:
     for module in model.modules():  # non-zero residual branches, so that the test can fail
         if isinstance(module, torch.nn.BatchNorm2d):
             module.weight.data.uniform_(0.5, 1.5)
-    return MsgVimSession(model, **kwargs)
+    return MsgVimSession(prepare_network(model), **kwargs)
 
 
 def _run(vim: Path, out: Path, chunk: int, session: MsgVimSession) -> dict[str, np.ndarray]:
@@ -201,7 +202,8 @@ def test_instance_batches_shrink_when_memory_runs_out():
     targets[[0, 3], :, 2:5, 2:5] = True
     alphas = session(np.zeros((2, 8, 8, 3), np.float32), targets, np.zeros_like(targets))
     np.testing.assert_array_equal(alphas, targets)
-    assert model.batches == [2, 2, 1] and session.instance_batch == 2
+    assert model.batches == [2, 2, 1] and session.fitting_batch == 2
+    assert session.instance_batch is None  # the setting stays as given
     with pytest.raises(VidmatteError, match="out of memory on cpu for one instance of 2 frames at 8x8"):
         MsgVimSession(_SmallMemory(limit=0))(np.zeros((2, 8, 8, 3), np.float32), targets, targets)
 
@@ -240,6 +242,21 @@ def test_matte_and_matte_vim_share_one_default_the_state_restarts_at_every_chunk
     session = MsgVimSession(engine.network, carry_state=True)
     carried = [session(chunk, targets, references) for chunk in rgb][1]
     assert np.abs(carried - alone).max() > 1e-4
+
+
+def test_a_session_leaves_the_model_it_is_given_as_it_was():
+    torch.manual_seed(0)
+    model = msgvim_tiny().eval()  # planar weights
+    before = {name: (value.clone(), value.stride()) for name, value in model.state_dict().items()}
+    targets = np.zeros((2, 2, 16, 16), bool)
+    targets[0, :, 4:12, 4:12] = True
+    MsgVimSession(model, carry_state=True)(np.zeros((2, 16, 16, 3), np.float32), targets, targets[::-1])
+    assert not model.training
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name][0]) and value.stride() == before[name][1], name
+    with pytest.raises(ValueError, match="evaluation mode"):
+        MsgVimSession(model.train())
+    assert model.training
 
 
 def test_on_a_cpu_instances_are_batched_within_a_memory_budget():

@@ -331,12 +331,13 @@ def test_a_failed_msgvim_run_leaves_no_folder_it_made(
 
 
 # ----------------------------------------------------------------------------- options checked
-def test_float16_on_a_cpu_warns(tmp_path: Path, tiny_weights, capsys) -> None:
+@pytest.mark.parametrize("option", [("--precision", "fp16"), ("--dtype", "float16")])  # the old spelling too
+def test_float16_on_a_cpu_warns(tmp_path: Path, tiny_weights, capsys, option) -> None:
     source = clip(tmp_path / "clip.mp4", frames=2)
-    assert matte(tiny_weights, source, tmp_path / "out", "--outputs", "alpha", "--dtype", "float16") == 0
+    assert matte(tiny_weights, source, tmp_path / "out", "--outputs", "alpha", *option) == 0
     assert capsys.readouterr().err == (
-        "vidmatte: warning: --dtype float16 on a CPU is much slower than float32 (CPUs have few "
-        "half-precision kernels); float32 is the default\n"
+        "vidmatte: warning: --precision fp16 on a CPU is much slower than fp32 (CPUs have few "
+        "half-precision kernels); fp32 is the default\n"
     )
 
 

@@ -29,6 +29,19 @@ def test_shipped_configs_load_and_name_known_models(path):
         assert config.data.mask_augment is not None and config.data.instances[1] >= 2
 
 
+@pytest.mark.parametrize("name", available_models())
+def test_every_registered_name_builds_its_network(name):
+    from vidmatte.models.adam.model import AdamModel
+    from vidmatte.models.msgvim.model import MsgVim
+
+    assert isinstance(build_model(name), AdamModel if name.startswith("adam-") else MsgVim)
+
+
+def test_an_unknown_model_name_is_a_one_line_error():
+    with pytest.raises(VidmatteError, match=r"^unknown model 'rvm'; known: adam-mnv2, adam-mnv2-mask-only, "):
+        build_model("rvm")
+
+
 def test_configs_cover_every_stage_on_real_and_synthetic_data():
     stages = {(load_config(p).stage, load_config(p).data.kind) for p in CONFIGS}
     assert {

@@ -275,6 +275,7 @@ def _run_matte_vim(args: argparse.Namespace) -> int:
     elif not args.weights:
         raise VidmatteError("matte-vim needs --weights (or --baseline guidance)")
     else:
+        from vidmatte.inference.torch_engine import prepare_network
         from vidmatte.models.loading import load_model
         from vidmatte.models.msgvim.model import MsgVim
 
@@ -284,7 +285,7 @@ def _run_matte_vim(args: argparse.Namespace) -> int:
         if not isinstance(model, MsgVim):
             raise VidmatteError(f"{args.weights}: weights of a {type(model).__name__} network, not of MsgVim")
         matter_for_clip = functools.partial(
-            MsgVimSession, model, args.carry_state, args.instance_batch, device=args.device
+            MsgVimSession, prepare_network(model), args.carry_state, args.instance_batch, device=args.device
         )
     written = matte_videos(
         args.data,
@@ -379,8 +380,9 @@ def _output_list(text: str) -> list[str]:
 
 def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     # not vidmatte.inference.video, which imports torch
-    from vidmatte.inference.engine import BACKENDS, DTYPES
+    from vidmatte.inference.engine import BACKENDS, MODELS
     from vidmatte.inference.outputs import DEFAULT_OUTPUTS, FORMATS
+    from vidmatte.models.precision import PRECISIONS, precision_named
 
     p = subparsers.add_parser(
         "matte",
@@ -402,7 +404,7 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
         help="output folder, or a video file for one AdaM output (e.g. alpha.mp4); a batch writes "
         "OUT/<item>/ per input, OUT/summary.json, and resumes where a previous run stopped",
     )
-    p.add_argument("--model", choices=("adam", "msgvim"), default="adam", help="default: adam")
+    p.add_argument("--model", choices=MODELS, default="adam", help="default: adam")
     p.add_argument(
         "--checkpoint",
         help="weights file (default: the shipped adam-default or msgvim-default weights); with "
@@ -458,10 +460,18 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
         help="frames per MSG-VIM chunk (default 10, as the paper) or per --bidirectional window",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="default: float32")
+    p.add_argument(
+        "--precision",
+        "--dtype",
+        type=precision_named,
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32, or autocast in bf16 or fp16 (float32, bfloat16, float16 are read as those); "
+        "default: fp32",
+    )
     p.add_argument(
         "--backend",
-        choices=tuple(BACKENDS),
+        choices=BACKENDS,
         default="torch",
         help="default: torch; onnxruntime (CPU, float32) runs an .onnx --checkpoint, or exports the "
         "weights on loading",
@@ -486,10 +496,10 @@ def _run_matte(args: argparse.Namespace) -> int:
     from vidmatte.inference.batch import is_batch_input
     from vidmatte.inference.video import matte_video
 
-    if args.dtype == "float16" and args.device.startswith("cpu") and args.backend == "torch":
+    if args.precision == "fp16" and args.device.startswith("cpu") and args.backend == "torch":
         print(
-            "vidmatte: warning: --dtype float16 on a CPU is much slower than float32 (CPUs have few "
-            "half-precision kernels); float32 is the default",
+            "vidmatte: warning: --precision fp16 on a CPU is much slower than fp32 (CPUs have few "
+            "half-precision kernels); fp32 is the default",
             file=sys.stderr,
         )
     if is_batch_input(args.input):
@@ -509,7 +519,7 @@ def _run_matte(args: argparse.Namespace) -> int:
         bidirectional=args.bidirectional,
         chunk=args.chunk,
         device=args.device,
-        dtype=args.dtype,
+        precision=args.precision,
         backend=args.backend,
         lossless=args.lossless,
         accept_truncated=args.accept_truncated,
@@ -563,7 +573,7 @@ def _run_matte_batch(args: argparse.Namespace) -> int:
         summary = matte_batch(
             args.input,
             args.out,
-            EngineSettings(args.model, args.checkpoint, device, args.dtype),
+            EngineSettings(args.model, args.checkpoint, device, args.precision),
             backend=args.backend,
             options=options,
             context=context,
@@ -775,6 +785,8 @@ def _run_train_recipe(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- export
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    from vidmatte.inference.engine import MODELS
+
     p = subparsers.add_parser(
         "export",
         help="export AdaM or MSG-VIM to ONNX, checked against PyTorch",
@@ -785,7 +797,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         "than 1e-4. Run it with `vidmatte matte --backend onnxruntime --checkpoint FILE`.",
     )
     p.add_argument("format", choices=("onnx",), help="export format")
-    p.add_argument("--model", choices=("adam", "msgvim"), required=True, help="network to export")
+    p.add_argument("--model", choices=MODELS, required=True, help="network to export")
     p.add_argument("--out", required=True, help="output file (.onnx)")
     p.add_argument(
         "--checkpoint",
@@ -798,9 +810,9 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from vidmatte.export.onnx import export_onnx
     from vidmatte.inference.engine import EngineSettings
-    from vidmatte.inference.torch_engine import load_torch_engine
+    from vidmatte.inference.torch_engine import load_network
 
-    network = load_torch_engine(EngineSettings(args.model, args.checkpoint)).network
+    network = load_network(EngineSettings(args.model, args.checkpoint))
     difference = export_onnx(network, args.out, opset=args.opset)
     print(
         f"wrote {args.out}: {args.model} step graph, opset {args.opset}, max abs difference from PyTorch "

@@ -9,10 +9,10 @@ from typing import Any
 
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import parse_colour
+from vidmatte.inference.engine import MODELS
 from vidmatte.inference.outputs import OUTPUT_KINDS
 from vidmatte.io.jsonfile import write_json
 
-MODELS = ("adam", "msgvim")
 # the page offers single-file outputs only (a PNG folder does not download as one file)
 FORMATS = ("mp4", "webm", "prores", "mkv")
 IMAGE_BACKGROUND = "image"  # the session's uploaded background image

@@ -3,10 +3,13 @@
 Online, :class:`AdamSession` keeps the video's :class:`~vidmatte.models.adam.memory.MemoryBank`
 between calls to :meth:`AdamSession.step`; the bank is bounded (frame 0 plus ``N`` recent frames),
 so a session runs over any length of video in constant memory. The first frame's mask comes from
-a :class:`FirstFrameSegmentor`: a mask supplied by the user (:class:`GivenMask`), the model's own
-mask head (:class:`OwnMaskHead`, the default here; ``matte_video`` defaults to every person that
-:class:`vidmatte.segmentation.first_frame.PeopleSegmentor` finds) or any callable with the same
-signature.
+a :class:`FirstFrameSegmentor`: a mask supplied by the user (:class:`GivenMask`) or any callable with
+the same signature (``matte_video`` defaults to every person that
+:class:`vidmatte.segmentation.first_frame.PeopleSegmentor` finds); without one, the model's own mask
+head, run by the model's first step on the frame it encodes anyway (the default here).
+
+A session runs the network as it receives it: prepared for inference beforehand (evaluation mode,
+the weights' layout, compilation: :func:`vidmatte.inference.torch_engine.prepare_network`).
 
 Offline, :class:`BidirectionalSession` (and :func:`matte_bidirectional` for one clip) runs a forward
 pass to gather the Fg/Bg memory, then a pass in reverse time starting from that memory (supplementary
@@ -30,9 +33,8 @@ from vidmatte.errors import VidmatteError
 from vidmatte.models.adam.geometry import FrameGeometry
 from vidmatte.models.adam.memory import MemoryBank, MemoryEntry
 from vidmatte.models.adam.model import AdamModel, AdamOutput
+from vidmatte.models.precision import Precision, autocast_dtype
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # frames without anyone that a session outputs as empty while its segmentor keeps looking; then the
 # model's own mask head starts the memory
 FIRST_MASK_PATIENCE = 25
@@ -44,7 +46,8 @@ class FirstFrameSegmentor(Protocol):
 
     def __call__(self, frame: Tensor) -> Tensor | None:
         """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, 1, H, W)`` foreground probability in ``[0, 1]``;
-        ``None`` when it finds nobody (the session then falls back to the model's own mask head)."""
+        ``None`` when it finds nobody (the session then waits, and falls back to the model's own mask
+        head)."""
         ...
 
 
@@ -60,10 +63,6 @@ class AdamRunner(Protocol):
         downsample_ratio: float | None = None,
     ) -> tuple[AdamOutput, MemoryBank]:
         """One ``(B, 3, H, W)`` frame, as :meth:`AdamModel.forward`."""
-        ...
-
-    def segment(self, frames: Tensor, downsample_ratio: float | None = None) -> Tensor:
-        """As :meth:`AdamModel.segment`."""
         ...
 
     def empty_memory(self) -> MemoryBank:
@@ -98,25 +97,14 @@ class GivenMask:
         return self.mask.to(frame.device).expand(frame.shape[0], -1, -1, -1)
 
 
-class OwnMaskHead:
-    """The model's Fg/Bg mask head run on the first frame without memory (trained in stage 1)."""
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+    """Autocast context for ``precision`` (``fp32``: none; ``bf16`` on CPU or GPU; ``fp16`` on GPU).
 
-    def __init__(self, model: AdamModel | AdamRunner, downsample_ratio: float | None = None) -> None:
-        self.model = model
-        self.downsample_ratio = downsample_ratio
-
-    def __call__(self, frame: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` -> ``(B, 1, H, W)`` foreground probability."""
-        return self.model.segment(frame, self.downsample_ratio)
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast context for ``precision`` (``fp32``: none; ``bf16`` on CPU or GPU; ``fp16`` on GPU)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
+    Raises:
+        ValueError: an unknown precision.
+    """
+    dtype = autocast_dtype(precision)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def as_frame(frame: np.ndarray | Tensor) -> Tensor:
@@ -133,27 +121,25 @@ class AdamSession:
     """Online AdaM matting of one video, frame by frame.
 
     Args:
-        model: an :class:`AdamModel` (put in eval mode by the session), or an :class:`AdamRunner`
-            of an exported graph (float32, not compiled; ``channels_last`` does not apply).
+        model: an :class:`AdamModel` in evaluation mode (see
+            :func:`~vidmatte.inference.torch_engine.prepare_network`; the session does not change it),
+            or an :class:`AdamRunner` of an exported graph (float32).
         first_mask: the first frame's mask (see :class:`GivenMask`); ``None`` uses ``segmentor``.
-        segmentor: the first-frame segmentor when ``first_mask`` is ``None``; default
-            :class:`OwnMaskHead`. While it finds nobody (it returns ``None``), frames come out empty
+        segmentor: the first-frame segmentor when ``first_mask`` is ``None``; ``None``: the model's own
+            mask head. While a segmentor finds nobody (it returns ``None``), frames come out empty
             (alpha 0) and it tries the next one; after :data:`FIRST_MASK_PATIENCE` such frames the
             model's own head starts the memory, with a warning.
         downsample_ratio: network resolution relative to the frames; ``None`` picks it so that the
             long side is about 512 pixels (HD frames then go through the guided filter).
         precision: ``"fp32"``, ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU autocast).
-        channels_last: store the model's weights (in place) and the frames the network sees at full
-            size channels-last (NHWC): the same outputs up to float rounding, faster on CPU (oneDNN's
-            convolutions prefer it). Frames that are downsampled stay planar (NCHW), and the guided
+        channels_last: hand the network the frames it sees at full size channels-last (NHWC), to
+            match weights stored so (``prepare_network``'s default): the same outputs up to float
+            rounding, faster on CPU. Frames that are downsampled stay planar (NCHW), and the guided
             filter always runs planar in float32.
-        compile: compile the encoder and decoder in place with ``torch.compile`` (inductor): about
-            1.8x faster in bf16 on CPU once compiled, at a cost of minutes of compilation on the
-            first frame (and again for each new frame size).
 
     Example:
         >>> from vidmatte import build_model
-        >>> session = AdamSession(build_model("adam-tiny"))
+        >>> session = AdamSession(build_model("adam-tiny").eval())
         >>> frame = np.zeros((45, 70, 3), np.uint8)  # (H, W, 3) uint8 RGB, any size
         >>> alpha, foreground = session.step(frame)
         >>> tuple(alpha.shape), tuple(foreground.shape)
@@ -166,29 +152,25 @@ class AdamSession:
         first_mask: np.ndarray | Tensor | None = None,
         segmentor: FirstFrameSegmentor | None = None,
         downsample_ratio: float | None = None,
-        precision: str = "fp32",
+        precision: Precision = "fp32",
         channels_last: bool = True,
-        compile: bool = False,
     ) -> None:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model: AdamModel | AdamRunner = model
         if isinstance(model, AdamModel):
-            model.eval().to(memory_format=self.memory_format)
-            if compile:
-                # the transformer is left eager: its key count grows over the first frames
-                model.encoder.compile()
-                model.decoder.compile()
+            if model.training:
+                raise ValueError("AdamSession runs a model in evaluation mode: call model.eval() first")
             self.device = next(model.parameters()).device
         else:  # an exported graph (vidmatte.inference.onnx_backend): CPU tensors in and out, float32
-            if precision != "fp32" or compile:
-                raise ValueError("an exported AdaM runs in float32 and is not compiled")
+            if precision != "fp32":
+                raise ValueError("an exported AdaM runs in float32")
             self.device = torch.device("cpu")
         self.downsample_ratio = downsample_ratio
         self.precision = precision
         autocast(self.device, precision)  # validates the precision now rather than at the first frame
         if first_mask is not None:
             segmentor = GivenMask(first_mask)
-        self.segmentor: FirstFrameSegmentor = segmentor or OwnMaskHead(model, downsample_ratio)
+        self.segmentor = segmentor
         self.memory: MemoryBank = model.empty_memory()
         self.waited = 0  # frames the segmentor found nobody on, before the memory started
 
@@ -208,17 +190,20 @@ class AdamSession:
         downsampled = FrameGeometry.for_size(*image.shape[-2:], self.downsample_ratio).downsampled
         image = image.contiguous(memory_format=torch.contiguous_format if downsampled else self.memory_format)
         with autocast(self.device, self.precision):
-            first_mask = self.segmentor(image) if len(self.memory) == 0 else None
-            if len(self.memory) == 0 and first_mask is None:
-                if self.waited < FIRST_MASK_PATIENCE:  # nobody yet (a fade-in, an empty shot): wait
+            # None on frame 0: the model's own mask head, on the encoding of its first step
+            first_mask = None
+            if len(self.memory) == 0 and self.segmentor is not None:
+                first_mask = self.segmentor(image)
+                if first_mask is None and self.waited < FIRST_MASK_PATIENCE:
+                    # nobody yet (a fade-in, an empty shot): wait
                     self.waited += 1
                     return image.new_zeros(image.shape[0], 1, *image.shape[2:]).float(), image.float()
-                warnings.warn(
-                    f"the first-frame segmentor found nobody in {self.waited + 1} frames: the model "
-                    "segments this frame itself",
-                    stacklevel=2,
-                )
-                first_mask = OwnMaskHead(self.model, self.downsample_ratio)(image)
+                if first_mask is None:
+                    warnings.warn(
+                        f"the first-frame segmentor found nobody in {self.waited + 1} frames: the model "
+                        "segments this frame itself",
+                        stacklevel=2,
+                    )
             output, self.memory = self.model(
                 image, self.memory, first_mask=first_mask, downsample_ratio=self.downsample_ratio
             )
@@ -253,7 +238,7 @@ class BidirectionalSession:
         first_mask: np.ndarray | Tensor | None = None,
         segmentor: FirstFrameSegmentor | None = None,
         downsample_ratio: float | None = None,
-        precision: str = "fp32",
+        precision: Precision = "fp32",
         channels_last: bool = True,
         average: bool = False,
         pinned: int = PINNED_ENTRIES,
@@ -290,7 +275,7 @@ def matte_bidirectional(
     first_mask: np.ndarray | Tensor | None = None,
     segmentor: FirstFrameSegmentor | None = None,
     downsample_ratio: float | None = None,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     average: bool = False,
     channels_last: bool = True,
 ) -> Iterator[tuple[int, Tensor, Tensor]]:

@@ -356,7 +356,7 @@ def matte_batch(
     shared = {
         "model": settings.model,
         "checkpoint": settings.checkpoint,
-        "dtype": settings.dtype,
+        "precision": settings.precision,
         **(options or {}),
     }
     try:

@@ -3,35 +3,33 @@
 An :class:`Engine` holds one loaded network and makes what a video needs from it: an online AdaM
 matter (one frame in, alpha and foreground out), a bi-directional AdaM pass over a window of frames,
 or an MSG-VIM chunk matter. Everything in and out is a NumPy array, so a runtime other than PyTorch
-plugs in by implementing :class:`Engine` and adding one entry to :data:`BACKENDS`; the decoding,
-encoding and output code does not change. An engine can be loaded once and reused for many videos.
+plugs in by implementing :class:`Engine`, naming it in :data:`Backend` and loading it in a branch of
+:func:`load_engine`; the decoding, encoding and output code does not change. An engine can be loaded
+once and reused for many videos.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 import numpy as np
 
 from vidmatte.errors import VidmatteError
+from vidmatte.models.precision import PRECISIONS, Precision
 
 if TYPE_CHECKING:  # the session modules import torch, which an engine of another runtime need not
     from vidmatte.inference.adam import FirstFrameSegmentor
     from vidmatte.inference.msgvim import ChunkMatter
 
-MODELS = ("adam", "msgvim")
-# --dtype names -> the precision names of vidmatte.inference.adam.autocast
-DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+ModelKind = Literal["adam", "msgvim"]
+MODELS: tuple[ModelKind, ...] = get_args(ModelKind)
 DEFAULT_WEIGHTS = {"adam": "adam-default", "msgvim": "msgvim-default"}
-# backend name -> "module:function" taking an EngineSettings and returning an Engine; imported when chosen
-BACKENDS: dict[str, str] = {
-    "torch": "vidmatte.inference.torch_engine:load_torch_engine",
-    "onnxruntime": "vidmatte.inference.onnx_backend:load_onnx_engine",
-}
+# the runtimes of load_engine, each imported only when chosen
+Backend = Literal["torch", "onnxruntime"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 @dataclass(frozen=True)
@@ -43,19 +41,21 @@ class EngineSettings:
         checkpoint: a weights file, or ``None`` for the shipped default of ``model``
             (:data:`DEFAULT_WEIGHTS`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        dtype: a key of :data:`DTYPES`; anything but float32 runs under autocast.
+        precision: a :data:`~vidmatte.models.precision.Precision`; anything but fp32 runs under autocast.
     """
 
-    model: str = "adam"
+    model: ModelKind = "adam"
     checkpoint: str | os.PathLike | None = None
     device: str = "cpu"
-    dtype: str = "float32"
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise VidmatteError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
-        if self.dtype not in DTYPES:
-            raise VidmatteError(f"unknown dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        if self.precision not in PRECISIONS:
+            raise VidmatteError(
+                f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
+            )
 
     @property
     def weights(self) -> str | os.PathLike:
@@ -124,14 +124,20 @@ class Engine(Protocol):
         ...
 
 
-def load_engine(settings: EngineSettings, backend: str = "torch") -> Engine:
-    """Load the network ``settings`` describe for ``backend`` (a key of :data:`BACKENDS`).
+def load_engine(settings: EngineSettings, backend: Backend = "torch") -> Engine:
+    """Load the network ``settings`` describe for ``backend`` (one of :data:`BACKENDS`).
 
     Raises:
         VidmatteError: unknown backend, missing or unfitting weights (weights of the other model
             included), an unavailable device.
     """
-    if backend not in BACKENDS:
-        raise VidmatteError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    module_name, function = BACKENDS[backend].split(":")
-    return getattr(importlib.import_module(module_name), function)(settings)
+    match backend:
+        case "torch":
+            from vidmatte.inference.torch_engine import load_torch_engine
+
+            return load_torch_engine(settings)
+        case "onnxruntime":
+            from vidmatte.inference.onnx_backend import load_onnx_engine
+
+            return load_onnx_engine(settings)
+    raise VidmatteError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")

@@ -74,20 +74,27 @@ def _pad(x: torch.Tensor, margin: int) -> torch.Tensor:
 class MsgVimSession:
     """Runs an MSG-VIM network on the chunks of one clip; holds the instances' temporal states.
 
-    Use a new session per clip. Calling it is a :data:`ChunkMatter`.
+    Use a new session per clip. Calling it is a :data:`ChunkMatter`. The session runs the network as it
+    receives it and keeps its settings; what it learns on the way (the temporal states, a batch that
+    fits the accelerator's memory) is its own state.
 
     Args:
-        model: the network, in eval mode, or an exported graph called the same way
+        model: the network in evaluation mode, prepared beforehand
+            (:func:`vidmatte.inference.torch_engine.prepare_network`: channels-last weights run about
+            1.5x faster on a CPU), or an exported graph called the same way
             (:class:`vidmatte.inference.onnx_backend.OnnxMsgVim`, CPU).
         carry_state: pass each instance's temporal state from one chunk to the next (the paper
             resets it at every chunk).
         instance_batch: instances per forward pass (``None``: on an accelerator all of a chunk's
-            instances at once, halved whenever it runs out of memory; on a CPU as many as fit in
-            :data:`CPU_BATCH_BYTES`, since a CPU process that runs out of memory is killed outright).
+            instances at once, halved whenever it runs out of memory, see :attr:`fitting_batch`; on a
+            CPU as many as fit in :data:`CPU_BATCH_BYTES`, since a CPU process that runs out of memory
+            is killed outright).
         margin: padding around each frame, as the reference.
         device: where the network runs.
-        channels_last: hold the network's weights channels-last, so that its convolutions run in that
-            layout (on a CPU about 1.5x faster than contiguous; results differ by about 1e-6).
+
+    Attributes:
+        fitting_batch: the instances per forward pass that fit after the accelerator ran out of memory
+            (``None`` until it does); the rest of the clip keeps to it.
     """
 
     model: MsgVim | MsgVimRunner
@@ -95,15 +102,13 @@ class MsgVimSession:
     instance_batch: int | None = None
     margin: int = MARGIN
     device: torch.device | str = "cpu"
-    channels_last: bool = True
 
+    fitting_batch: int | None = field(default=None, init=False)
     _states: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.model, MsgVim):
-            self.model.eval()
-            if self.channels_last:
-                self.model.to(memory_format=torch.channels_last)
+        if isinstance(self.model, MsgVim) and self.model.training:
+            raise ValueError("MsgVimSession runs a model in evaluation mode: call model.eval() first")
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, targets: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -117,7 +122,7 @@ class MsgVimSession:
         alphas = np.zeros((count, time, height, width), np.float32)
         start = 0
         while start < count:
-            step = self.instance_batch or self._fitting(count, frames.shape)
+            step = self.fitting_batch or self.instance_batch or self._default_batch(count, frames.shape)
             group = list(range(start, min(start + step, count)))
             try:
                 alphas[group] = self._matte_group(frames, targets[group], references[group], group)
@@ -127,12 +132,12 @@ class MsgVimSession:
                         f"out of memory on {self.device} for one instance of {time} frames at "
                         f"{width}x{height}; use fewer frames per chunk"
                     ) from None
-                self.instance_batch = len(group) // 2
+                self.fitting_batch = len(group) // 2
                 continue
             start += len(group)
         return alphas
 
-    def _fitting(self, count: int, shape: torch.Size) -> int:
+    def _default_batch(self, count: int, shape: torch.Size) -> int:
         """Instances per forward pass when none is set: all on an accelerator, a memory budget's on a CPU."""
         if torch.device(self.device).type != "cpu":
             return count

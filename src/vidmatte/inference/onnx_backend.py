@@ -35,7 +35,7 @@ from vidmatte.export.onnx import (
     verify,
 )
 from vidmatte.inference.engine import EngineSettings
-from vidmatte.inference.torch_engine import TorchEngine, load_torch_engine
+from vidmatte.inference.torch_engine import TorchEngine, load_network
 from vidmatte.models.adam.geometry import TOKEN_STRIDE, FrameGeometry
 from vidmatte.models.adam.memory import MemoryBank, MemoryEntry
 from vidmatte.models.adam.model import AdamOutput
@@ -124,9 +124,9 @@ class OnnxAdam:
         geometry = FrameGeometry.for_size(frames.shape[-2], frames.shape[-1], downsample_ratio)
         memory = self.empty_memory() if memory is None else memory
         if len(memory) == 0:
-            # frame 0 embedded with the given mask, or its own memoryless prediction, starts the memory
-            start_mask = None if first_mask is None else geometry.mask_tokens(first_mask.float())
-            start = self._run(frames, geometry, memory, start_mask)
+            # frame 0 embedded with the given mask, or the mask head's (as AdamModel), starts the memory
+            mask = self.segment(frames, downsample_ratio) if first_mask is None else first_mask
+            start = self._run(frames, geometry, memory, geometry.mask_tokens(mask.float()))
             memory = memory.add(MemoryEntry(start.entry_key, start.entry_value))
         step = self._run(frames, geometry, memory, None)
         memory = memory.add(MemoryEntry(step.entry_key, step.entry_value))
@@ -216,13 +216,13 @@ def load_onnx_engine(settings: EngineSettings) -> OnnxEngine:
     """An onnxruntime engine: ``settings.checkpoint`` is an ``.onnx`` file, or weights exported on loading.
 
     Raises:
-        VidmatteError: a device other than the CPU, a dtype other than float32, an ONNX file of the
+        VidmatteError: a device other than the CPU, a precision other than fp32, an ONNX file of the
             other model, unreadable weights, or an export that differs from PyTorch.
     """
     if torch.device(settings.device).type != "cpu":
         raise VidmatteError(f"the onnxruntime backend runs on the CPU, not on {settings.device}")
-    if settings.dtype != "float32":
-        raise VidmatteError(f"the onnxruntime backend runs float32, not {settings.dtype}")
+    if settings.precision != "fp32":
+        raise VidmatteError(f"the onnxruntime backend runs fp32, not {settings.precision}")
     if settings.checkpoint is not None and Path(settings.checkpoint).suffix == ONNX_SUFFIX:
         runner = open_onnx(settings.checkpoint)
         expected = OnnxAdam if settings.model == "adam" else OnnxMsgVim
@@ -230,7 +230,7 @@ def load_onnx_engine(settings: EngineSettings) -> OnnxEngine:
             other = "msgvim" if settings.model == "adam" else "adam"
             raise VidmatteError(f"{settings.checkpoint}: an ONNX export of {other}, not of {settings.model}")
     else:
-        network = load_torch_engine(settings).network
+        network = load_network(settings)
         data = export_bytes(network)
         verify(network, data)
         runner = open_onnx(data)

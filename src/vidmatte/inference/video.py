@@ -53,6 +53,7 @@ from vidmatte.io.guidance import GuidanceSource, TrackGuidance, union_of_others
 from vidmatte.io.masks import check_mask_size, read_mask
 from vidmatte.io.reader import Frame, VideoInfo, count_frames, open_frames
 from vidmatte.models.adam.geometry import MIN_NETWORK_SIDE, min_downsample_ratio
+from vidmatte.models.precision import Precision
 
 SEGMENTORS = ("people", "own")  # AdaM's first-frame segmentors
 BIDIRECTIONAL_WINDOW = 50  # frames per forward + backward window of bi-directional AdaM
@@ -108,7 +109,7 @@ def matte_video(
     bidirectional: bool = False,
     chunk: int | None = None,
     device: str = "cpu",
-    dtype: str = "float32",
+    precision: Precision = "fp32",
     backend: str = "torch",
     lossless: bool = False,
     progress: bool | None = None,
@@ -147,12 +148,12 @@ def matte_video(
         bidirectional: AdaM's offline forward-and-backward inference (windows of ``chunk`` frames).
         chunk: frames per MSG-VIM chunk (default 10) or per bi-directional AdaM window (default 50).
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
-        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast).
-        backend: the runtime (a key of :data:`vidmatte.inference.engine.BACKENDS`).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see :mod:`vidmatte.models.precision`).
+        backend: the runtime (one of :data:`vidmatte.inference.engine.BACKENDS`).
         lossless: exact alpha in ``.mp4`` and ``.webm`` outputs too (``mkv`` and ``png`` always are).
         progress: show a progress bar (frames per second, time left); default: if stderr is a terminal.
         engine: an engine already loaded by :func:`~vidmatte.inference.engine.load_engine` (to matte
-            many videos with one load); ``checkpoint``, ``device``, ``dtype`` and ``backend`` are then
+            many videos with one load); ``checkpoint``, ``device``, ``precision`` and ``backend`` are then
             those it was loaded with.
         accept_truncated: a video that stops decoding early (cut short, corrupt tail) gives outputs of
             its decodable frames and :attr:`MatteResult.truncation` says why; by default it is an error
@@ -171,7 +172,7 @@ def matte_video(
             run is writing; no output is left behind.
     """
     input = Path(input)
-    settings = EngineSettings(model, checkpoint, device, dtype)
+    settings = EngineSettings(model, checkpoint, device, precision)
     kinds = _check_options(
         settings, outputs, masks, first_mask, bidirectional, chunk, downsample_ratio, segmentor
     )

@@ -1,39 +1,63 @@
 """Named model configurations: ``build_model("adam-mnv2")``.
 
-Each name maps to a ``"module:function"`` factory that takes no required argument and returns an
-``nn.Module``; the module is imported only when that name is built.
+:data:`ModelName` lists the names; :func:`build_model` calls each name's factory function, imported
+inside its branch so that only the chosen network's modules load.
 """
 
 from __future__ import annotations
 
-import importlib
+from typing import Literal, get_args
 
 from torch import nn
 
 from vidmatte.errors import VidmatteError
 
-# name -> "module:factory". Paper-faithful configurations first, then smaller ones for CPU.
-MODEL_FACTORIES: dict[str, str] = {
-    "adam-mnv2": "vidmatte.models.adam.factory:adam_mnv2",
-    "adam-mnv2-w15": "vidmatte.models.adam.factory:adam_mnv2_w15",
-    "adam-mnv2-mask-only": "vidmatte.models.adam.factory:adam_mnv2_mask_only",
-    "adam-mnv2-no-first-output": "vidmatte.models.adam.factory:adam_mnv2_no_first_output",
-    "adam-small": "vidmatte.models.adam.factory:adam_small",
-    "adam-tiny": "vidmatte.models.adam.factory:adam_tiny",
-    "msgvim-r34": "vidmatte.models.msgvim.factory:msgvim_r34",
-    "msgvim-small": "vidmatte.models.msgvim.factory:msgvim_small",
-    "msgvim-tiny": "vidmatte.models.msgvim.factory:msgvim_tiny",
-}
+# Paper-faithful configurations first, then smaller ones for CPU.
+ModelName = Literal[
+    "adam-mnv2",
+    "adam-mnv2-w15",
+    "adam-mnv2-mask-only",
+    "adam-mnv2-no-first-output",
+    "adam-small",
+    "adam-tiny",
+    "msgvim-r34",
+    "msgvim-small",
+    "msgvim-tiny",
+]
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 
 
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
-    return sorted(MODEL_FACTORIES)
+    return sorted(MODEL_NAMES)
 
 
 def build_model(name: str, **overrides) -> nn.Module:
-    """Build the named configuration with fresh weights; ``overrides`` go to its factory."""
-    if name not in MODEL_FACTORIES:
-        raise VidmatteError(f"unknown model {name!r}; known: {', '.join(available_models())}")
-    module_name, factory = MODEL_FACTORIES[name].split(":")
-    return getattr(importlib.import_module(module_name), factory)(**overrides)
+    """Build the named configuration (a :data:`ModelName`) with fresh weights; ``overrides`` go to its
+    factory.
+
+    Raises:
+        VidmatteError: an unknown name.
+    """
+    match name:
+        case "adam-mnv2":
+            from vidmatte.models.adam.factory import adam_mnv2 as factory
+        case "adam-mnv2-w15":
+            from vidmatte.models.adam.factory import adam_mnv2_w15 as factory
+        case "adam-mnv2-mask-only":
+            from vidmatte.models.adam.factory import adam_mnv2_mask_only as factory
+        case "adam-mnv2-no-first-output":
+            from vidmatte.models.adam.factory import adam_mnv2_no_first_output as factory
+        case "adam-small":
+            from vidmatte.models.adam.factory import adam_small as factory
+        case "adam-tiny":
+            from vidmatte.models.adam.factory import adam_tiny as factory
+        case "msgvim-r34":
+            from vidmatte.models.msgvim.factory import msgvim_r34 as factory
+        case "msgvim-small":
+            from vidmatte.models.msgvim.factory import msgvim_small as factory
+        case "msgvim-tiny":
+            from vidmatte.models.msgvim.factory import msgvim_tiny as factory
+        case _:
+            raise VidmatteError(f"unknown model {name!r}; known: {', '.join(available_models())}")
+    return factory(**overrides)

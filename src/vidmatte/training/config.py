@@ -27,10 +27,10 @@ import yaml
 from vidmatte.data.augment import AugmentConfig
 from vidmatte.data.guidance import MaskAugment, SegmenterErrors
 from vidmatte.errors import VidmatteError
+from vidmatte.models.precision import PRECISION_SETTINGS, PrecisionSetting
 
 STAGES = ("adam-segmentation", "adam-matting", "adam-alternating", "msgvim")
 SOURCE_KINDS = ("synthetic", "videomatte", "instances", "ytvis", "coco")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class TrainConfig:
     steps: int = 1000
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"
+    precision: PrecisionSetting = "auto"
     deterministic: bool = False
     data: SourceConfig = field(default_factory=SourceConfig)
     segmentation: SourceConfig | None = None
@@ -202,8 +202,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in PRECISION_SETTINGS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISION_SETTINGS)}, got {self.precision!r}"
+            )
         if self.stage == "adam-alternating" and self.segmentation is None:
             raise ValueError("stage adam-alternating needs a 'segmentation' source")
         for source in (self.data, self.segmentation, self.validation):

@@ -25,6 +25,7 @@ from vidmatte.errors import VidmatteError
 from vidmatte.models.backbones.imagenet import load_imagenet_mobilenetv2
 from vidmatte.models.backbones.mobilenetv2 import MobileNetV2
 from vidmatte.models.loading import MODEL_KEY, load_weights_into
+from vidmatte.models.precision import Precision, PrecisionSetting, autocast_dtype
 from vidmatte.models.registry import build_model
 from vidmatte.parallel.distributed import (
     DistributedContext,
@@ -85,13 +86,13 @@ def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any
     return [{"params": params, "lr": optim.lr * factor} for factor, params in groups.items()]
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` on ``device``; ``None`` is full fp32."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+def resolved_precision(precision: PrecisionSetting, device: torch.device) -> Precision:
+    """``precision`` with ``auto`` decided for ``device`` (see :data:`PrecisionSetting`)."""
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def rng_state() -> dict[str, Any]:
@@ -191,7 +192,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, WarmupCosine(optim.warmup_steps, config.steps, optim.final_lr_fraction)
         )
-        self.amp_dtype = autocast_dtype(config.precision, device)
+        self.amp_dtype = autocast_dtype(resolved_precision(config.precision, device))
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         rank, world = self.context.rank, self.context.world_size
         self.streams = {

@@ -156,13 +156,15 @@ class AdamModel(nn.Module):
         """
         geometry = FrameGeometry.for_size(frames.shape[-2], frames.shape[-1], downsample_ratio)
         image = geometry.pad(geometry.downsample(frames))
-        logits = self._memoryless_mask_logits(self.encode(image), image)
-        probability = geometry.crop(logits.softmax(1)[:, 1:], MASK_STRIDE)
-        return F.interpolate(probability, frames.shape[-2:], mode="bilinear", align_corners=False)
+        return self._own_mask(self.encode(image), image, geometry)
 
-    def _memoryless_mask_logits(self, frame: EncodedFrame, image: Tensor) -> Tensor:
-        """``m_p`` of a frame decoded with an empty memory (it attends to itself only)."""
-        return self.decode(self.read_memory(frame, self.empty_memory()), frame, image).mask_logits
+    def _own_mask(self, frame: EncodedFrame, image: Tensor, geometry: FrameGeometry) -> Tensor:
+        """The mask head's ``(B, 1, height, width)`` foreground probability for an encoded frame, decoded
+        with an empty memory (it attends to itself only) and brought to the frame's full size."""
+        logits = self.decode(self.read_memory(frame, self.empty_memory()), frame, image).mask_logits
+        probability = geometry.crop(logits.softmax(1)[:, 1:], MASK_STRIDE)
+        size = (geometry.height, geometry.width)
+        return F.interpolate(probability, size, mode="bilinear", align_corners=False)
 
     # ---------------------------------------------------------------------------------- forward
     def forward(
@@ -180,7 +182,9 @@ class AdamModel(nn.Module):
             memory: the bank returned for the previous frames of the same video; ``None`` (or an
                 empty bank) starts a video: its first frame initialises the long-term memory.
             first_mask: ``(B, 1, H, W)`` float in ``[0, 1]``, the segmentor's mask of the first
-                frame when starting a video; ``None`` uses the model's own mask head.
+                frame when starting a video; ``None`` uses the model's own mask head on the first
+                frame's encoding (the same as passing :meth:`segment` of that frame, without encoding
+                it twice).
             masks: ``(B, T, 1, H, W)`` float in ``[0, 1]`` written into memory instead of the
                 predicted masks (ground truth in training); ``None`` is the self-update mechanism.
             downsample_ratio: the network works at this fraction of ``H x W`` and the guided
@@ -204,11 +208,8 @@ class AdamModel(nn.Module):
         for t in range(length):
             frame, image = encoded.select(batch, t), images[:, t]
             if len(memory) == 0:
-                if first_mask is None:
-                    start = foreground_tokens(self._memoryless_mask_logits(frame, image))
-                else:
-                    start = geometry.mask_tokens(first_mask)
-                memory = memory.add(self.encode_memory(frame, start))
+                mask = self._own_mask(frame, image, geometry) if first_mask is None else first_mask
+                memory = memory.add(self.encode_memory(frame, geometry.mask_tokens(mask)))
             decoded = self.decode(self.read_memory(frame, memory), frame, image)
             update = (
                 foreground_tokens(decoded.mask_logits) if masks is None else geometry.mask_tokens(masks[:, t])
