@@ -132,7 +132,7 @@ def main() -> None:
         everyone = tracks.any(0)
         alphas, first = adam_mattes(args.adam, frames)
         shown = tracks[:, : args.msgvim_frames]
-        instances = msgvim_mattes(args.msgvim, frames[: args.msgvim_frames], shown) if len(tracks) else shown
+        instances = msgvim_mattes(args.msgvim, frames[: args.msgvim_frames], shown) if shown.size else shown
         pairs = [(i, t) for i in range(len(shown)) for t in range(shown.shape[1]) if shown[i, t].any()]
         results[name] = {
             "frames": len(frames),
