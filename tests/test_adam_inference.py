@@ -178,10 +178,10 @@ def test_bidirectional_runs_in_reverse_and_differs_from_online(model):
 def test_the_whole_reverse_pass_reads_the_forward_pass():
     model = load_model("adam-default")  # trained weights: fresh ones hardly read their memory
     clip = frames(12, seed=3)
-    pinned = BidirectionalSession(model)
+    pinned = BidirectionalSession(AdamSession(model))
     reverse = {t: alpha for t, alpha, _ in pinned(clip)}
     # frame 0 comes 11 reverse frames after the forward pass: only the pinned entries still hold it
-    unpinned = {t: alpha for t, alpha, _ in BidirectionalSession(model, pinned=0)(clip)}
+    unpinned = {t: alpha for t, alpha, _ in BidirectionalSession(AdamSession(model), pinned=0)(clip)}
     assert (reverse[0] - unpinned[0]).abs().max() > 1e-3
     reverse_only = run(AdamSession(model), clip[::-1])
     assert (reverse[0] - reverse_only[-1][0]).abs().max() > 1e-3
@@ -191,7 +191,7 @@ def test_the_whole_reverse_pass_reads_the_forward_pass():
 
 def test_windows_continue_one_forward_pass_instead_of_reseeding(model):
     clip = frames(10, seed=4)
-    session = BidirectionalSession(model)
+    session = BidirectionalSession(AdamSession(model))
     outputs = [list(session(clip[:6])), list(session(clip[6:]))]
     assert [t for t, _, _ in outputs[1]] == [3, 2, 1, 0]
     online = AdamSession(model)

@@ -221,8 +221,8 @@ class BidirectionalSession:
     frames); frame 0's long-term entry stays too. The reverse pass's memory is then discarded.
 
     Args:
-        model, first_mask, segmentor, downsample_ratio, precision, channels_last: as for
-            :class:`AdamSession`.
+        forward: the session of the forward pass (its model, first mask, segmentor, downsample ratio,
+            precision and layout serve the reverse passes too), before its first step.
         average: yield the mean of the forward and reverse passes instead of the reverse pass (keeps
             a window's forward mattes as float16).
         pinned: forward-pass entries of a window kept through its reverse pass.
@@ -232,18 +232,8 @@ class BidirectionalSession:
     window, shaped and ranged as :meth:`AdamSession.step` returns them.
     """
 
-    def __init__(
-        self,
-        model: AdamModel | AdamRunner,
-        first_mask: np.ndarray | Tensor | None = None,
-        segmentor: FirstFrameSegmentor | None = None,
-        downsample_ratio: float | None = None,
-        precision: Precision = "fp32",
-        channels_last: bool = True,
-        average: bool = False,
-        pinned: int = PINNED_ENTRIES,
-    ) -> None:
-        self.forward = AdamSession(model, first_mask, segmentor, downsample_ratio, precision, channels_last)
+    def __init__(self, forward: AdamSession, average: bool = False, pinned: int = PINNED_ENTRIES) -> None:
+        self.forward = forward
         self.average = average
         self.pinned = pinned
 
@@ -285,7 +275,6 @@ def matte_bidirectional(
         ``(t, alpha, foreground)`` for ``t = T - 1, ..., 0`` (reverse time order), shaped and
         ranged as :meth:`AdamSession.step` returns them.
     """
-    session = BidirectionalSession(
-        model, first_mask, segmentor, downsample_ratio, precision, channels_last, average
-    )
+    forward = AdamSession(model, first_mask, segmentor, downsample_ratio, precision, channels_last)
+    session = BidirectionalSession(forward, average)
     yield from session(frames)

@@ -80,9 +80,9 @@ class TorchEngine:
         downsample_ratio: float | None,
         segmentor: FirstFrameSegmentor | None = None,
     ) -> WindowMatter:
-        session = BidirectionalSession(
-            self.network, _mask(first_mask), segmentor, downsample_ratio, precision=self.settings.precision
-        )
+        precision = self.settings.precision
+        forward = AdamSession(self.network, _mask(first_mask), segmentor, downsample_ratio, precision)
+        session = BidirectionalSession(forward)
 
         def window(frames: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
             for t, alpha, foreground in session([_writable(frame) for frame in frames]):
