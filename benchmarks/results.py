@@ -60,8 +60,10 @@ def _arrays(alpha: torch.Tensor, foreground: torch.Tensor) -> tuple[np.ndarray, 
     return alpha[0, 0].numpy(), foreground[0].permute(1, 2, 0).numpy()
 
 
-def online(model, frames: list[np.ndarray]) -> MattePairs:
-    session = AdamSession(model, downsample_ratio=RATIO)
+def online(
+    model, frames: list[np.ndarray], precision: str = "fp32", ratio: float | None = RATIO
+) -> MattePairs:
+    session = AdamSession(model, downsample_ratio=ratio, precision=precision)
     for frame in frames:
         yield _arrays(*session.step(frame))
 
@@ -91,20 +93,24 @@ ADAM_METHODS: dict[str, Callable] = {
 }
 
 
+def vm_scores(matte: Callable[[list[np.ndarray]], MattePairs], true: Path, pred: Path) -> dict[str, float]:
+    """Matte every clip of the VM-layout ``true`` into ``pred`` and score it with ``evaluate_folders``."""
+    for clip in sorted(p.parent for p in true.glob("*/*/com")):
+        paths = list_frames(clip / "com")
+        frames = [read_rgb_u8(p) for p in paths]
+        out = pred / clip.relative_to(true)
+        for path, (alpha, foreground) in zip(paths, matte(frames), strict=True):
+            write_image(out / "pha" / path.name, to_u8(alpha))
+            write_image(out / "fgr" / path.name, to_u8(foreground))
+    scores = evaluate_folders(pred, true, protocol="lr", progress=False).overall
+    return {m: scores[m] for m in ADAM_METRICS}
+
+
 def adam_results(model, true: Path, pred_root: Path) -> dict[str, dict[str, float]]:
-    """Matte every clip of the VM-layout ``true`` with each method and score it with ``evaluate_folders``."""
+    """Each of :data:`ADAM_METHODS` on the VM-layout ``true`` (:func:`vm_scores`)."""
     results = {}
     for index, (name, method) in enumerate(ADAM_METHODS.items()):
-        pred = pred_root / f"adam-{index}"
-        for clip in sorted(p.parent for p in true.glob("*/*/com")):
-            paths = list_frames(clip / "com")
-            frames = [read_rgb_u8(p) for p in paths]
-            out = pred / clip.relative_to(true)
-            for path, (alpha, foreground) in zip(paths, method(model, frames), strict=True):
-                write_image(out / "pha" / path.name, to_u8(alpha))
-                write_image(out / "fgr" / path.name, to_u8(foreground))
-        scores = evaluate_folders(pred, true, protocol="lr", progress=False).overall
-        results[name] = {m: scores[m] for m in ADAM_METRICS}
+        results[name] = vm_scores(functools.partial(method, model), true, pred_root / f"adam-{index}")
         print(name, {m: round(v, 3) for m, v in results[name].items()}, flush=True)
     return results
 

@@ -337,7 +337,7 @@ def test_float16_on_a_cpu_warns(tmp_path: Path, tiny_weights, capsys, option) ->
     assert matte(tiny_weights, source, tmp_path / "out", "--outputs", "alpha", *option) == 0
     assert capsys.readouterr().err == (
         "vidmatte: warning: --precision fp16 on a CPU is much slower than fp32 (CPUs have few "
-        "half-precision kernels); fp32 is the default\n"
+        "half-precision kernels); the default is auto\n"
     )
 
 

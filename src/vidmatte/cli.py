@@ -150,7 +150,7 @@ def _probability(text: str) -> float:
 def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     from dataclasses import fields
 
-    from vidmatte.data.guidance import SegmenterErrors
+    from vidmatte.data.segmenter_errors import SegmenterErrors
 
     p = subparsers.add_parser(
         "synth",
@@ -464,10 +464,10 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         "--dtype",
         type=precision_named,
-        choices=PRECISIONS,
-        default="fp32",
+        choices=("auto", *PRECISIONS),
+        default="auto",
         help="fp32, or autocast in bf16 or fp16 (float32, bfloat16, float16 are read as those); "
-        "default: fp32",
+        "default: auto (AdaM in bf16 on a CPU that computes it natively, else fp32)",
     )
     p.add_argument(
         "--backend",
@@ -499,7 +499,7 @@ def _run_matte(args: argparse.Namespace) -> int:
     if args.precision == "fp16" and args.device.startswith("cpu") and args.backend == "torch":
         print(
             "vidmatte: warning: --precision fp16 on a CPU is much slower than fp32 (CPUs have few "
-            "half-precision kernels); fp32 is the default",
+            "half-precision kernels); the default is auto",
             file=sys.stderr,
         )
     if is_batch_input(args.input):

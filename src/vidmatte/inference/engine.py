@@ -41,18 +41,21 @@ class EngineSettings:
         checkpoint: a weights file, or ``None`` for the shipped default of ``model``
             (:data:`DEFAULT_WEIGHTS`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        precision: a :data:`~vidmatte.models.precision.Precision`; anything but fp32 runs under autocast.
+        precision: a :data:`~vidmatte.models.precision.Precision` (anything but fp32 runs under
+            autocast), or ``"auto"``, which the backend resolves on loading
+            (:func:`vidmatte.inference.precision.auto_precision` for torch, fp32 for onnxruntime); an
+            engine's ``settings`` hold the precision it runs.
     """
 
     model: ModelKind = "adam"
     checkpoint: str | os.PathLike | None = None
     device: str = "cpu"
-    precision: Precision = "fp32"
+    precision: Precision | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise VidmatteError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
-        if self.precision not in PRECISIONS:
+        if self.precision != "auto" and self.precision not in PRECISIONS:
             raise VidmatteError(
                 f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
             )

@@ -14,6 +14,7 @@ the weights (the shipped defaults, or a weights file) to ONNX in memory and chec
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -221,6 +222,8 @@ def load_onnx_engine(settings: EngineSettings) -> OnnxEngine:
     """
     if torch.device(settings.device).type != "cpu":
         raise VidmatteError(f"the onnxruntime backend runs on the CPU, not on {settings.device}")
+    if settings.precision == "auto":
+        settings = replace(settings, precision="fp32")
     if settings.precision != "fp32":
         raise VidmatteError(f"the onnxruntime backend runs fp32, not {settings.precision}")
     if settings.checkpoint is not None and Path(settings.checkpoint).suffix == ONNX_SUFFIX:

@@ -7,7 +7,7 @@ sessions run it as they receive it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from vidmatte.errors import VidmatteError
 from vidmatte.inference.adam import AdamSession, BidirectionalSession, FirstFrameSegmentor, autocast
 from vidmatte.inference.engine import EngineSettings, FrameMatter, WindowMatter
 from vidmatte.inference.msgvim import ChunkMatter, MsgVimSession
+from vidmatte.inference.precision import auto_precision
 from vidmatte.models.adam.model import AdamModel
 from vidmatte.models.loading import load_model
 from vidmatte.models.msgvim.model import MsgVim
@@ -155,9 +156,13 @@ def load_network(settings: EngineSettings) -> nn.Module:
 
 
 def load_torch_engine(settings: EngineSettings) -> TorchEngine:
-    """Load ``settings.weights`` onto ``settings.device`` and prepare them (:func:`prepare_network`).
+    """Load ``settings.weights`` onto ``settings.device`` and prepare them (:func:`prepare_network`);
+    ``precision="auto"`` becomes :func:`~vidmatte.inference.precision.auto_precision`'s.
 
     Raises:
         VidmatteError: see :func:`load_network`.
     """
-    return TorchEngine(settings, prepare_network(load_network(settings)), torch.device(settings.device))
+    device = torch.device(settings.device)
+    if settings.precision == "auto":
+        settings = replace(settings, precision=auto_precision(settings.model, device))
+    return TorchEngine(settings, prepare_network(load_network(settings)), device)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -109,7 +110,7 @@ def matte_video(
     bidirectional: bool = False,
     chunk: int | None = None,
     device: str = "cpu",
-    precision: Precision = "fp32",
+    precision: Precision | Literal["auto"] = "auto",
     backend: str = "torch",
     lossless: bool = False,
     progress: bool | None = None,
@@ -148,7 +149,9 @@ def matte_video(
         bidirectional: AdaM's offline forward-and-backward inference (windows of ``chunk`` frames).
         chunk: frames per MSG-VIM chunk (default 10) or per bi-directional AdaM window (default 50).
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see :mod:`vidmatte.models.precision`).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see :mod:`vidmatte.models.precision`),
+            or ``"auto"``: AdaM in bf16 on a CPU that computes it natively, else fp32
+            (:func:`~vidmatte.inference.precision.auto_precision`).
         backend: the runtime (one of :data:`vidmatte.inference.engine.BACKENDS`).
         lossless: exact alpha in ``.mp4`` and ``.webm`` outputs too (``mkv`` and ``png`` always are).
         progress: show a progress bar (frames per second, time left); default: if stderr is a terminal.

@@ -27,7 +27,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -146,6 +145,8 @@ def _pillow_channels(image: Image.Image) -> np.ndarray:
 
 def _read_with_ffmpeg(path: Path) -> np.ndarray:
     """The first picture of an image FFmpeg decodes (OpenEXR, float TIFF), as :func:`read_channels`."""
+    import av  # here: PNG and JPEG readers (vidmatte eval) need not pay PyAV's import at start-up
+
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
