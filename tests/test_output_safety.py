@@ -330,6 +330,33 @@ def test_a_failed_msgvim_run_leaves_no_folder_it_made(
         assert not out.exists()
 
 
+def test_an_output_that_fails_as_it_closes_takes_the_finished_ones_with_it(
+    tmp_path: Path, tiny_weights, monkeypatch, capsys
+) -> None:
+    """The last instance's file fails to close after the first one's closed fine: neither appears."""
+    from vidmatte.io.writers import _VideoSink
+
+    source = clip(tmp_path / "clip.mp4")
+    masks = tmp_path / "masks"
+    for person in ("p0", "p1"):
+        write_image(masks / person / "0.png", np.full((H, W), 255, np.uint8))
+    out = tmp_path / "out"
+    before = hashes(tmp_path)
+    closed = iter(range(1))
+
+    def second_fails(self) -> None:
+        if next(closed, None) is None:
+            raise OSError(28, "No space left on device")
+        original(self)
+
+    original = _VideoSink.close
+    monkeypatch.setattr(_VideoSink, "close", second_fails)
+    assert matte(tiny_weights, source, out, "--masks", str(masks), "--outputs", "alpha", model="msgvim") == 2
+    assert "cannot write (No space left on device)" in one_line_error(capsys)
+    assert hashes(tmp_path) == before
+    assert not out.exists()
+
+
 # ----------------------------------------------------------------------------- options checked
 @pytest.mark.parametrize("option", [("--precision", "fp16"), ("--dtype", "float16")])  # the old spelling too
 def test_float16_on_a_cpu_warns(tmp_path: Path, tiny_weights, capsys, option) -> None:

@@ -238,6 +238,8 @@ class OutputWriters:
         """Render and encode what is queued, complete every output; their paths."""
         try:
             self._worker.join()
+            for writer in self._writers:  # all encoded before any is renamed into place
+                writer.encode()
             for writer in self._writers:
                 writer.finish()
         except BaseException:

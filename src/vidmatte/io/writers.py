@@ -258,6 +258,7 @@ class FrameWriter(FinishOrAbort):
             self._sink.write, queue_size, name=f"vidmatte encode {self.path.name}"
         )
         self._open = True
+        self._encoded = False
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
         """Queue one frame for encoding.
@@ -299,6 +300,21 @@ class FrameWriter(FinishOrAbort):
         self._guarded(lambda: self._worker.submit(item))
         self.frames_written += 1
 
+    def encode(self) -> None:
+        """Encode what is queued and complete the file, still under its partial name; idempotent.
+
+        The first half of :meth:`finish`: a caller with several outputs encodes them all before it
+        renames any, so that a failure in one leaves none of them behind.
+
+        Raises:
+            VidmatteError: encoding failed; the output is removed.
+        """
+        if not self._open or self._encoded:
+            return
+        self._guarded(self._worker.join)
+        self._guarded(self._sink.close)
+        self._encoded = True
+
     def finish(self) -> None:
         """Encode what is queued, complete the file and rename it into place; idempotent.
 
@@ -307,8 +323,7 @@ class FrameWriter(FinishOrAbort):
         """
         if not self._open:
             return
-        self._guarded(self._worker.join)
-        self._guarded(self._sink.close)
+        self.encode()
         self._open = False
         try:
             self._output.commit()
@@ -321,8 +336,9 @@ class FrameWriter(FinishOrAbort):
         if not self._open:
             return
         self._open = False
-        self._worker.cancel()
-        self._sink.abandon()
+        if not self._encoded:
+            self._worker.cancel()
+            self._sink.abandon()
         self._output.discard()
 
     def _guarded(self, step: Callable[[], None]) -> None:
