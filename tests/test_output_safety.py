@@ -297,17 +297,22 @@ def test_an_interrupted_batch_writes_its_summary(
 
 
 # ------------------------------------------------------------------------------- failed MSG-VIM
+def _two_people(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A clip, a mask folder for two people (``p0``, ``p1``) and the output folder to matte them into."""
+    source = clip(tmp_path / "clip.mp4")
+    masks = tmp_path / "masks"
+    for person in ("p0", "p1"):
+        write_image(masks / person / "0.png", np.full((H, W), 255, np.uint8))
+    return source, masks, tmp_path / "out"
+
+
 @pytest.mark.parametrize("existing", [False, True])
 def test_a_failed_msgvim_run_leaves_no_folder_it_made(
     tmp_path: Path, tiny_weights, monkeypatch, existing: bool, capsys
 ) -> None:
     from vidmatte.io.writers import _VideoSink
 
-    source = clip(tmp_path / "clip.mp4")
-    masks = tmp_path / "masks"
-    for person in ("p0", "p1"):
-        write_image(masks / person / "0.png", np.full((H, W), 255, np.uint8))
-    out = tmp_path / "out"
+    source, masks, out = _two_people(tmp_path)
     if existing:  # a user's folder, with a file of theirs and an empty sub-folder
         (out / "notes").mkdir(parents=True)
         (out / "keep.txt").write_text("mine")
@@ -336,11 +341,7 @@ def test_an_output_that_fails_as_it_closes_takes_the_finished_ones_with_it(
     """The last instance's file fails to close after the first one's closed fine: neither appears."""
     from vidmatte.io.writers import _VideoSink
 
-    source = clip(tmp_path / "clip.mp4")
-    masks = tmp_path / "masks"
-    for person in ("p0", "p1"):
-        write_image(masks / person / "0.png", np.full((H, W), 255, np.uint8))
-    out = tmp_path / "out"
+    source, masks, out = _two_people(tmp_path)
     before = hashes(tmp_path)
     closed = iter(range(1))
 
