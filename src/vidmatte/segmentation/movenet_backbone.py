@@ -28,6 +28,11 @@ from vidmatte.segmentation.movenet import WIDTH_MULTIPLIER, load_person_detector
 MOVENET = "movenet"  # the ``backbone_init`` value that names this starting point
 
 
+def _imagenet_mean_std() -> tuple[Tensor, Tensor]:
+    """AdaM's input normalisation (as :class:`~vidmatte.models.adam.encoder.AdamEncoder`), (1, 3, 1, 1) each."""
+    return torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
 def _pairs(backbone: MobileNetV2, detector: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d, nn.Conv2d]]:
     """``(conv, its batch norm, the detector's folded conv)`` for every convolution, in order."""
     ours: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = [(backbone.stem[0], backbone.stem[1])]
@@ -65,8 +70,7 @@ def load_movenet_mobilenetv2(backbone: MobileNetV2, calibration: Tensor) -> Back
                 f"MoveNet's backbone has width {WIDTH_MULTIPLIER}: its {tuple(source.weight.shape)} "
                 f"weights do not fit a {tuple(conv.weight.shape)} convolution (use adam-mnv2-w15)"
             )
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = _imagenet_mean_std()
     with torch.no_grad():
         for index, (conv, norm, source) in enumerate(pairs):
             weight, bias = source.weight.float(), source.bias.float()
@@ -92,18 +96,17 @@ def _convolution_statistics(
     backbone: MobileNetV2, norms: list[nn.BatchNorm2d], calibration: Tensor
 ) -> list[tuple[Tensor, Tensor]]:
     """Per-channel mean and variance of each batch norm's input over ``calibration``."""
-    moments: dict[nn.Module, list[Tensor]] = {norm: [] for norm in norms}
+    moments: dict[nn.Module, list[tuple[Tensor, Tensor]]] = {norm: [] for norm in norms}
 
     def record(module: nn.Module, inputs: tuple[Tensor, ...], _: Tensor) -> None:
         x = inputs[0].double()
-        moments[module] += [x.mean(dim=(0, 2, 3)), (x * x).mean(dim=(0, 2, 3))]
+        moments[module].append((x.mean(dim=(0, 2, 3)), (x * x).mean(dim=(0, 2, 3))))
 
     hooks = [norm.register_forward_hook(record) for norm in norms]
     was_training = backbone.training
     backbone.eval()
     try:
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean, std = _imagenet_mean_std()
         for image in calibration:
             backbone((image[None] - mean) / std)
     finally:
@@ -112,8 +115,7 @@ def _convolution_statistics(
         backbone.train(was_training)
     result = []
     for norm in norms:
-        first = torch.stack(moments[norm][0::2]).mean(0)
-        second = torch.stack(moments[norm][1::2]).mean(0)
+        first, second = (torch.stack(moment).mean(0) for moment in zip(*moments[norm], strict=True))
         result.append((first.float(), (second - first * first).clamp_min(1e-6).float()))
     return result
 
