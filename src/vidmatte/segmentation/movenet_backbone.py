@@ -29,7 +29,7 @@ MOVENET = "movenet"  # the ``backbone_init`` value that names this starting poin
 
 
 def _imagenet_mean_std() -> tuple[Tensor, Tensor]:
-    """AdaM's input normalisation (as :class:`~vidmatte.models.adam.encoder.AdamEncoder`), (1, 3, 1, 1) each."""
+    """AdaM's input normalisation, as :class:`~vidmatte.models.adam.encoder.AdamEncoder`'s."""
     return torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
