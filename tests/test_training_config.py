@@ -112,7 +112,7 @@ def test_per_module_learning_rates_and_warmup_cosine_schedule():
     assert lrs[id(named[reduce])] == pytest.approx(5e-4)
     assert lrs[id(named[decoder])] == pytest.approx(1e-3)
     assert sum(len(g["params"]) for g in groups) == len(named)
-    with pytest.raises(VidmatteError, match=r"'encoder\.backbon' names no parameter"):
+    with pytest.raises(VidmatteError, match=r"'encoder\.backbon' names no trainable parameter"):
         parameter_groups(model, OptimConfig(lr_multipliers={"encoder.backbon": 0.1}))
 
     schedule = WarmupCosine(warmup=4, total=14, final=0.1)

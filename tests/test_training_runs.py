@@ -17,6 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from vidmatte import load_model
+from vidmatte.errors import VidmatteError
 from vidmatte.training.config import OptimConfig, SourceConfig, TrainConfig, config_to_dict
 from vidmatte.training.trainer import Trainer
 
@@ -177,6 +178,32 @@ def test_one_process_without_launcher_trains_and_saves_a_loadable_checkpoint(tmp
     assert not model.training
     expected = trainer.model.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics(tmp_path, one_thread):
+    config = tiny_config(
+        tmp_path / "run",
+        steps=2,
+        deterministic=False,
+        freeze=("encoder.backbone",),
+        optim=OptimConfig(lr=1e-3, warmup_steps=0),
+        validation=replace(TINY_CLIPS, seed=99),
+        validation_batches=1,
+        validate_every=1,
+    )
+    trainer = Trainer(config)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    frozen = {k for k in before if k.startswith("encoder.backbone.")}
+    assert any(k.endswith("running_mean") for k in frozen)
+    assert changed and not changed & frozen  # validation in between did not unfreeze its batch norms
+    assert all(not p.requires_grad for p in trainer.model.encoder.backbone.parameters())
+    optimised = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert not optimised & {id(p) for p in trainer.model.encoder.backbone.parameters()}
+    with pytest.raises(VidmatteError, match=r"freeze: 'encoder\.backbon' names no module"):
+        Trainer(replace(config, freeze=("encoder.backbon",)))
 
 
 @pytest.mark.slow

@@ -152,6 +152,8 @@ class TrainConfig:
             ``imagenet`` (the checkpoint that ``vidmatte fetch-backbone`` puts in its default place),
             the path of torchvision's ``mobilenet_v2`` checkpoint (both width 1.0), or ``movenet``
             (the shipped person detector's width-1.5 backbone, for ``adam-mnv2-w15``); ``None``: none.
+        freeze: modules left as loaded (names like ``encoder.backbone``): no gradient, no optimiser
+            state, batch-norm statistics kept (the module stays in eval mode while the rest trains).
         steps: optimisation steps.
         seed: seed of the weights' initialisation and of every random number in the run.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
@@ -179,6 +181,7 @@ class TrainConfig:
     out: str = "runs/default"
     init: str | None = None
     backbone_init: str | None = None
+    freeze: tuple[str, ...] = ()
     steps: int = 1000
     seed: int = 0
     device: str = "auto"

@@ -66,7 +66,7 @@ def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any
     """Adam parameter groups with per-module learning rates (the longest matching prefix wins).
 
     Raises:
-        VidmatteError: a prefix in ``optim.lr_multipliers`` that names no parameter.
+        VidmatteError: a prefix in ``optim.lr_multipliers`` that names no trainable parameter.
     """
     groups: dict[float, list[nn.Parameter]] = {}
     used = set()
@@ -82,8 +82,21 @@ def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any
         groups.setdefault(factor, []).append(parameter)
     unused = sorted(set(optim.lr_multipliers) - used)
     if unused:
-        raise VidmatteError(f"optim.lr_multipliers: {unused[0]!r} names no parameter of the model")
+        raise VidmatteError(f"optim.lr_multipliers: {unused[0]!r} names no trainable parameter of the model")
     return [{"params": params, "lr": optim.lr * factor} for factor, params in groups.items()]
+
+
+def _frozen_module(model: nn.Module, name: str) -> nn.Module:
+    """The submodule ``name`` of ``model`` with its parameters' gradients turned off (``freeze``).
+
+    Raises:
+        VidmatteError: ``name`` is not a module of the model.
+    """
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        raise VidmatteError(f"freeze: {name!r} names no module of the model") from None
+    return module.requires_grad_(False)
 
 
 def resolved_precision(precision: PrecisionSetting, device: torch.device) -> Precision:
@@ -170,6 +183,7 @@ class Trainer:
             self._load_backbone(model, config.backbone_init)
         if config.init is not None:
             load_weights_into(model, config.init, expected_model=config.model)
+        self._frozen = [_frozen_module(model, name) for name in config.freeze]
         seed_everything(config.seed + self.context.rank)
         device = self.context.device
         self.model = model.to(device)
@@ -222,6 +236,12 @@ class Trainer:
                 flush=True,
             )
 
+    def _train_mode(self) -> None:
+        """Training mode, except for the frozen modules, whose batch norms keep their statistics."""
+        self.network.train()
+        for module in self._frozen:
+            module.eval()
+
     def _iteration(self) -> tuple[StepResult, float]:
         """One optimisation step; returns its result and the largest learning rate it used."""
         source, step_function = iteration_plan(self.config.stage, self.step)
@@ -255,7 +275,7 @@ class Trainer:
         )
         summary: dict[str, float] = {}
         deadline = None if config.time_limit is None else time.monotonic() + config.time_limit
-        self.network.train()
+        self._train_mode()
         try:
             while self.step < min(config.steps, config.stop_at or config.steps):
                 result, lr = self._iteration()
@@ -314,7 +334,7 @@ class Trainer:
                 losses.append(float(result.loss))
                 errors.append(float((result.alpha.float() - result.truth.float()).abs().mean()) * ALPHA_SCALE)
         finally:
-            self.model.train()
+            self._train_mode()
         return {"loss": float(np.mean(losses)), "mad": float(np.mean(errors))}
 
     # ----------------------------------------------------------------------------- checkpoints
