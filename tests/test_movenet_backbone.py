@@ -1,4 +1,4 @@
-"""MoveNet's MobileNetV2 as AdaM's backbone start (``backbone_init: movenet``)."""
+"""MoveNet's MobileNetV2 as the backbone start of AdaM and MSG-VIM (``backbone_init: movenet``)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,38 @@ def test_batch_norms_hold_the_statistics_of_real_images(calibration: torch.Tenso
 def test_another_width_is_refused(calibration: torch.Tensor) -> None:
     with pytest.raises(VidmatteError, match=r"width 1\.5"):
         load_movenet_mobilenetv2(MobileNetV2(width_mult=1.0), calibration)
+
+
+def test_msgvim_on_movenets_backbone_starts_from_its_features_and_trains_the_guidance(tmp_path) -> None:
+    from vidmatte.models.registry import build_model
+    from vidmatte.training.config import OptimConfig, SourceConfig, TrainConfig
+    from vidmatte.training.trainer import Trainer
+
+    trainer = Trainer(
+        TrainConfig(
+            model="msgvim-mnv2-w15",
+            stage="msgvim",
+            backbone_init="movenet",
+            out=str(tmp_path / "run"),
+            steps=1,
+            data=SourceConfig(kind="synthetic", frames=2, size=(64, 64), instances=(2, 2), augment=None),
+            optim=OptimConfig(lr=1e-3, warmup_steps=0),
+        )
+    )
+    model = trainer.model
+    backbone = model.encoder.backbone
+    detector = load_person_detector().backbone.float()
+    torch.testing.assert_close(backbone.network.head[0].weight, detector.last.weight)
+    fresh = build_model("msgvim-mnv2-w15").encoder.backbone
+    assert not torch.equal(fresh.network.head[0].weight, detector.last.weight)
+    # the guidance starts neutral: the features are the MobileNetV2's own, at 1/2 ... 1/32
+    x = torch.rand(1, 5, 64, 96)
+    with torch.no_grad():
+        features = backbone.eval()(x)
+        alone = backbone.network(x[:, :3])
+    assert [f.shape[-2:] for f in features] == [(32, 48), (16, 24), (8, 12), (4, 6), (2, 3)]
+    assert [f.shape[1] for f in features] == [backbone.half_channels, *backbone.stage_channels]
+    for a, b in zip((features.half, features.quarter, features.eighth, features.deepest), alone, strict=True):
+        torch.testing.assert_close(a, b)
+    trainer.fit()
+    assert backbone.guidance.weight.abs().sum() > 0  # one step teaches the masks' entry

@@ -22,6 +22,7 @@ ModelName = Literal[
     "adam-tiny",
     "msgvim-r34",
     "msgvim-small",
+    "msgvim-mnv2-w15",
     "msgvim-tiny",
 ]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
@@ -56,6 +57,8 @@ def build_model(name: str, **overrides) -> nn.Module:
             from vidmatte.models.msgvim.factory import msgvim_r34 as factory
         case "msgvim-small":
             from vidmatte.models.msgvim.factory import msgvim_small as factory
+        case "msgvim-mnv2-w15":
+            from vidmatte.models.msgvim.factory import msgvim_mnv2_w15 as factory
         case "msgvim-tiny":
             from vidmatte.models.msgvim.factory import msgvim_tiny as factory
         case _:

@@ -148,10 +148,11 @@ class TrainConfig:
             or ``msgvim``.
         out: run folder (checkpoints, log, TensorBoard events).
         init: weights to start from (the previous stage's checkpoint); ``None``: fresh weights.
-        backbone_init: pretrained weights for AdaM's MobileNetV2 backbone, loaded before ``init``:
+        backbone_init: pretrained weights for the MobileNetV2 backbone (AdaM's, ``msgvim-mnv2-w15``'s),
+            loaded before ``init``:
             ``imagenet`` (the checkpoint that ``vidmatte fetch-backbone`` puts in its default place),
             the path of torchvision's ``mobilenet_v2`` checkpoint (both width 1.0), or ``movenet``
-            (the shipped person detector's width-1.5 backbone, for ``adam-mnv2-w15``); ``None``: none.
+            (the shipped person detector's width-1.5 backbone, for the ``*-mnv2-w15`` models); ``None``: none.
         freeze: modules left as loaded (names like ``encoder.backbone``): no gradient, no optimiser
             state, batch-norm statistics kept (the module stays in eval mode while the rest trains).
         steps: optimisation steps.

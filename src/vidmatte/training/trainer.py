@@ -218,13 +218,14 @@ class Trainer:
 
     # -------------------------------------------------------------------------------- training
     def _load_backbone(self, model: nn.Module, name_or_path: str) -> None:
-        """Start AdaM's MobileNetV2 from ImageNet or MoveNet weights (``backbone_init``)."""
-        backbone = getattr(getattr(model, "encoder", None), "backbone", None)
-        if not isinstance(backbone, MobileNetV2):
+        """Start the model's MobileNetV2 from ImageNet or MoveNet weights (``backbone_init``)."""
+        backbones = [module for module in model.modules() if isinstance(module, MobileNetV2)]
+        if len(backbones) != 1:
             raise VidmatteError(
                 f"{self.config.model}: backbone_init loads MobileNetV2 weights, and this model's "
-                "backbone is not a MobileNetV2 (for MSG-VIM, start from a checkpoint with 'init')"
+                "backbone is not a MobileNetV2 (for the ResNet MSG-VIM, start from a checkpoint with 'init')"
             )
+        backbone = backbones[0]
         if name_or_path == MOVENET:
             report = load_movenet_mobilenetv2(backbone, calibration_images())
         else:

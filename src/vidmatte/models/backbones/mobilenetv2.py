@@ -86,12 +86,18 @@ class MobileNetV2(nn.Module):
     Args:
         width_mult: channel multiplier of the stem and every stage (1.0 is the standard network).
         last_channels: channels of the final 1x1 convolution (1280 in the standard network).
+        dilated: keep the deepest features at 1/16 (stride 1 and dilation 2 from the 160-channel
+            stage on); ``False``: the standard strides, the deepest features at 1/32.
+
+    ``stage_channels`` holds the output channels of the seven stages.
 
     The input is expected already normalised (ImageNet mean/std); height and width must be
     multiples of 16 for the skip features to align exactly with the decoder's 2x upsampling.
     """
 
-    def __init__(self, width_mult: float = 1.0, last_channels: int = LAST_CHANNELS) -> None:
+    def __init__(
+        self, width_mult: float = 1.0, last_channels: int = LAST_CHANNELS, dilated: bool = True
+    ) -> None:
         super().__init__()
         channels = make_divisible(STEM_CHANNELS * width_mult)
         self.stem = ConvBNReLU6(3, channels, 3, stride=2)
@@ -100,7 +106,7 @@ class MobileNetV2(nn.Module):
         dilation = 1
         for index, (expand, out, repeats, stride) in enumerate(STAGE_SETTINGS):
             out_channels = make_divisible(out * width_mult)
-            if index >= DILATED_STAGE:
+            if dilated and index >= DILATED_STAGE:
                 stride, dilation = 1, 2
             blocks = []
             for repeat in range(repeats):
@@ -112,6 +118,7 @@ class MobileNetV2(nn.Module):
             stage_channels.append(out_channels)
         self.stages = nn.ModuleList(stages)
         self.head = ConvBNReLU6(channels, last_channels, kernel_size=1)
+        self.stage_channels = tuple(stage_channels)
         self.channels: tuple[int, int, int, int] = (
             *(stage_channels[i] for i in SKIP_STAGES),
             last_channels,
@@ -133,8 +140,8 @@ class MobileNetV2(nn.Module):
             x: ``(B, 3, H, W)`` float, normalised image.
 
         Returns:
-            ``(f_1/2, f_1/4, f_1/8, f_1/16)`` with ``self.channels`` channels, at ``H/2 x W/2`` ...
-            ``H/16 x W/16``.
+            ``(f_1/2, f_1/4, f_1/8, deepest)`` with ``self.channels`` channels, the deepest at 1/16
+            (1/32 when not ``dilated``).
         """
         x = self.stem(x)
         skips = []

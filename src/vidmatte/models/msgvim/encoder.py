@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from vidmatte.models.backbones.resnet import ResNetD, conv3x3, init_weights, spectral_norm_convs
+from vidmatte.models.msgvim.mobilenet import GuidedMobileNetV2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,12 +42,15 @@ class MsgVimEncoder(nn.Module):
     """Backbone plus one pair of shortcut convolutions per skip resolution.
 
     Args:
-        backbone: a :class:`ResNetD` with 5 input channels.
+        backbone: a :class:`ResNetD` with 5 input channels, or its stand-in
+            :class:`~vidmatte.models.msgvim.mobilenet.GuidedMobileNetV2`.
         full_channels: channels of the full-resolution shortcut (from the input itself).
         spectral_norm: spectrally normalise the shortcut convolutions (the backbone decides its own).
     """
 
-    def __init__(self, backbone: ResNetD, full_channels: int = 32, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, backbone: ResNetD | GuidedMobileNetV2, full_channels: int = 32, spectral_norm: bool = False
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         half, stages = backbone.half_channels, backbone.stage_channels

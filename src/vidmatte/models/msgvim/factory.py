@@ -8,6 +8,7 @@ from vidmatte.models.backbones.resnet import ResNetD
 from vidmatte.models.msgvim.aspp import ASPP
 from vidmatte.models.msgvim.decoder import MsgVimDecoder
 from vidmatte.models.msgvim.encoder import MsgVimEncoder
+from vidmatte.models.msgvim.mobilenet import GuidedMobileNetV2
 from vidmatte.models.msgvim.model import MsgVim
 from vidmatte.models.msgvim.refinement import REFINE_WIDTHS, ProgressiveRefinement
 from vidmatte.models.msgvim.temporal_guidance import TemporalFeatureGuidance
@@ -27,6 +28,11 @@ class MsgVimConfig:
         head_channels: hidden channels of the side outputs.
         spectral_norm: spectrally normalise encoder and decoder convolutions, as the reference does.
         refine_widths: dilation diameters of the progressive refinement.
+        mobilenet_width: a MobileNetV2 of this width as the encoder's backbone
+            (:class:`GuidedMobileNetV2`, whose own channels replace ``half_channels``,
+            ``stage_channels`` and ``encoder_blocks``); ``None``: the ResNet-D.
+        bottleneck_channels: channels between the ASPP and the decoder; ``None``: the deepest
+            feature's.
     """
 
     full_channels: int = 32
@@ -38,6 +44,8 @@ class MsgVimConfig:
     head_channels: int = 32
     spectral_norm: bool = True
     refine_widths: tuple[int, int] = REFINE_WIDTHS
+    mobilenet_width: float | None = None
+    bottleneck_channels: int | None = None
 
 
 MSGVIM_R34 = MsgVimConfig()
@@ -51,6 +59,7 @@ MSGVIM_SMALL = MsgVimConfig(
     head_channels=16,
     spectral_norm=False,
 )
+MSGVIM_MNV2_W15 = replace(MSGVIM_SMALL, mobilenet_width=1.5, bottleneck_channels=192)
 MSGVIM_TINY = MsgVimConfig(
     full_channels=8,
     half_channels=8,
@@ -66,11 +75,17 @@ MSGVIM_TINY = MsgVimConfig(
 def build_msgvim(config: MsgVimConfig) -> MsgVim:
     """Assemble an MSG-VIM network with fresh weights from ``config``."""
     c = config
-    backbone = ResNetD(5, c.half_channels, c.stage_channels, c.encoder_blocks, c.spectral_norm)
+    backbone = (
+        ResNetD(5, c.half_channels, c.stage_channels, c.encoder_blocks, c.spectral_norm)
+        if c.mobilenet_width is None
+        else GuidedMobileNetV2(c.mobilenet_width)
+    )
+    half, stages = backbone.half_channels, backbone.stage_channels
+    bottleneck = c.bottleneck_channels or stages[3]
     decoder = MsgVimDecoder(
-        TemporalFeatureGuidance(c.half_channels // 2),
-        in_channels=c.stage_channels[3],
-        stage_channels=(*c.stage_channels[2::-1], c.half_channels),
+        TemporalFeatureGuidance(half // 2),
+        in_channels=bottleneck,
+        stage_channels=(*stages[2::-1], half),
         blocks=c.decoder_blocks,
         full_channels=c.full_channels,
         head_channels=c.head_channels,
@@ -78,7 +93,7 @@ def build_msgvim(config: MsgVimConfig) -> MsgVim:
     )
     return MsgVim(
         MsgVimEncoder(backbone, c.full_channels, c.spectral_norm),
-        ASPP(c.stage_channels[3], c.aspp_channels, c.stage_channels[3]),
+        ASPP(stages[3], c.aspp_channels, bottleneck),
         decoder,
         ProgressiveRefinement(c.refine_widths),
     )
@@ -92,6 +107,11 @@ def msgvim_r34(**overrides) -> MsgVim:
 def msgvim_small(**overrides) -> MsgVim:
     """About a tenth of the paper's width and depth: the default weights, trainable on a CPU."""
     return build_msgvim(replace(MSGVIM_SMALL, **overrides))
+
+
+def msgvim_mnv2_w15(**overrides) -> MsgVim:
+    """``msgvim-small``'s decoder on MoveNet's MobileNetV2 (width 1.5), to start from its weights."""
+    return build_msgvim(replace(MSGVIM_MNV2_W15, **overrides))
 
 
 def msgvim_tiny(**overrides) -> MsgVim:
