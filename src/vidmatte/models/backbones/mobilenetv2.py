@@ -143,10 +143,15 @@ class MobileNetV2(nn.Module):
             ``(f_1/2, f_1/4, f_1/8, deepest)`` with ``self.channels`` channels, the deepest at 1/16
             (1/32 when not ``dilated``).
         """
-        x = self.stem(x)
-        skips = []
+        skips, x = self.run_stages(self.stem(x), SKIP_STAGES)
+        return skips[0], skips[1], skips[2], self.head(x)
+
+    def run_stages(self, x: Tensor, taps: tuple[int, ...]) -> tuple[list[Tensor], Tensor]:
+        """The seven stages on the stem's output ``x``: the outputs of the stages numbered in ``taps``,
+        and the last stage's output (the head's input)."""
+        tapped = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
-            if index in SKIP_STAGES:
-                skips.append(x)
-        return skips[0], skips[1], skips[2], self.head(x)
+            if index in taps:
+                tapped.append(x)
+        return tapped, x

@@ -40,10 +40,6 @@ class GuidedMobileNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> ResNetFeatures:
         """``(N, 5, H, W)`` (H, W multiples of 32) -> features at 1/2 to 1/32."""
-        y = self.network.stem(x[:, :3]) + self.guidance(x[:, 3:])
-        features = []
-        for index, stage in enumerate(self.network.stages):
-            y = stage(y)
-            if index in FEATURE_STAGES:
-                features.append(y)
-        return ResNetFeatures(*features, self.network.head(y))
+        stem = self.network.stem(x[:, :3]) + self.guidance(x[:, 3:])
+        features, last = self.network.run_stages(stem, FEATURE_STAGES)
+        return ResNetFeatures(*features, self.network.head(last))
