@@ -101,6 +101,21 @@ def test_far_views_have_small_figures_and_leave_other_clips_unchanged() -> None:
         assert max(far_heights) <= 0.5 * 0.85 * 72 < 0.45 * 72 <= min(near_heights)
 
 
+def test_close_ups_have_one_large_figure_and_leave_other_clips_unchanged() -> None:
+    usual = ClipSpec(frames=2, width=128, height=72, instances=(1, 1))
+    close = replace(usual, close=1.0)
+    crowd = ClipSpec(frames=2, width=128, height=72, instances=(2, 3))
+    for seed in range(3):
+        assert np.array_equal(generate_clip(seed, usual).com, generate_clip(seed, replace(usual, close=0.0)).com)
+        assert np.array_equal(generate_clip(seed, crowd).com, generate_clip(seed, replace(crowd, close=1.0)).com)
+        (usual_figure,) = plan_figures(np.random.default_rng(seed), usual, 1)
+        (close_figure,) = plan_figures(np.random.default_rng(seed), close, 1)
+        assert usual_figure.height <= 1.5 * 72 < 2 * 72 <= close_figure.height <= 4 * 72
+        # head and shoulders: the head in view, the frame's bottom edge cutting a wider torso
+        pha, usual_pha = generate_clip(seed, close).pha[0], generate_clip(seed, usual).pha[0]
+        assert pha[: 72 // 3].any() and (pha[-1] > 0.5).mean() > (usual_pha[-1] > 0.5).mean()
+
+
 def test_moving_camera_moves_the_background_and_static_camera_does_not_pan() -> None:
     rng = np.random.default_rng(0)
     moving = sample_background(rng, 48, 64, 20, moving=True)

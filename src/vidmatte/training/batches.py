@@ -75,6 +75,7 @@ def _open(source: SourceConfig) -> Dataset:
             instances=source.instances,
             backgrounds=tuple(source.backgrounds),
             far=source.far,
+            close=source.close,
         )
         return SyntheticMattingDataset(SyntheticConfig(spec=spec, errors=source.errors, augment=augment))
     if augment is None:

@@ -55,6 +55,7 @@ class SourceConfig:
             of real photographs (searched recursively) that the generator's photo backgrounds are
             drawn from instead of scikit-image's samples.
         far: ``synthetic`` only: probability of a far view with small figures (``ClipSpec.far``).
+        close: ``synthetic`` only: probability of a close-up of a single figure (``ClipSpec.close``).
         annotations: annotation JSON (``ytvis``, ``coco``).
         images: image folder (``ytvis``, ``coco``).
         augment: clip augmentation (its ``size`` is replaced by ``size``); ``None``: none
@@ -75,6 +76,7 @@ class SourceConfig:
     foregrounds: str | None = None
     backgrounds: tuple[str, ...] = ()
     far: float = 0.0
+    close: float = 0.0
     annotations: str | None = None
     images: str | None = None
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)

@@ -36,6 +36,8 @@ class ClipSpec:
         veil, glass: probability that a figure wears a veil / holds a glass.
         far: probability that a clip of several figures is a far view (a street seen from a
             distance): figures 20-50% of their usual size, standing in the middle of the frame.
+        close: probability that a clip of one figure is a close-up (head and shoulders, as in a
+            film or a video call): the figure 2-4 times the frame's height instead of 0.8-1.5.
         backgrounds: folders of real photographs (searched recursively, e.g. the ``backgrounds``
             folder of ``scripts/fetch_real_images.py``) that photo backgrounds are drawn from
             instead of scikit-image's samples; ``()``: the samples.
@@ -50,6 +52,7 @@ class ClipSpec:
     veil: float = 0.2
     glass: float = 0.2
     far: float = 0.0
+    close: float = 0.0
     backgrounds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -97,6 +100,9 @@ def plan_figures(rng: np.random.Generator, spec: ClipSpec, count: int) -> list[F
     h_frame, w_frame, frames = spec.height, spec.width, spec.frames
     if count == 1:
         height = rng.uniform(0.8, 1.5) * h_frame
+        # drawn only when close-ups are asked for, so that other specs keep their clips
+        if spec.close > 0 and rng.random() < spec.close:
+            height = rng.uniform(2.0, 4.0) * h_frame
         pelvis_y = rng.uniform(0.02, 0.15) * h_frame + _HEAD_TOP * height
         speed = rng.uniform(0.0, 0.02) * height * (rng.random() < 0.5)
         velocity = np.array([rng.choice([-1, 1]) * speed, 0.0])
