@@ -1,7 +1,7 @@
 """How the default weights matte real people: agreement with the person tracks on real clips, and figures.
 
 Usage: ``python benchmarks/real_footage.py [--adam adam-default] [--msgvim msgvim-default] [--frames 60]
-[--msgvim-frames 10] [--cache DIR] [--json docs/real_footage.json] [--figures docs]``
+[--msgvim-frames 10] [--downsample-ratio R] [--cache DIR] [--json docs/real_footage.json] [--figures docs]``
 
 Clips: OpenCV's ``vtest.avi`` (pedestrians seen from above, from frame 100) and ``Megamind.avi``
 (close-ups, from frame 30, after its fade-in), ``--frames`` frames each, at their own size. Neither is
@@ -10,6 +10,9 @@ ever trained on. For each clip:
 - the person tracks of :func:`~vidmatte.segmentation.tracks.default_track_builder` (cached in ``--cache``);
 - ``adam_iou``: AdaM online with its default first-frame segmentor; per frame, the IoU of ``alpha > 0.5``
   with the union of the tracks' masks; the mean over frames (frames where both are empty count 1);
+  ``adam_precision`` and ``adam_recall``: the share of ``alpha > 0.5`` inside the union, and of the union
+  inside ``alpha > 0.5`` (means over frames; an empty side counts 1); ``--downsample-ratio`` overrides the
+  automatic network scale;
 - ``msgvim_iou``: MSG-VIM guided by the tracks (chunks of 10) on the first ``--msgvim-frames`` frames (it
   costs about 2 s per person and frame at 768x576 on one core); per instance and frame, the IoU of
   ``alpha > 0.5`` with that track's mask; the mean over the tracks' frames.
@@ -63,7 +66,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def adam_mattes(weights: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+def share(part: np.ndarray, whole: np.ndarray) -> float:
+    """The fraction of ``whole`` that ``part`` covers (1 for an empty ``whole``)."""
+    total = whole.sum()
+    return 1.0 if total == 0 else float(np.logical_and(part, whole).sum() / total)
+
+
+def adam_mattes(
+    weights: str, frames: list[np.ndarray], downsample_ratio: float | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
     """AdaM's alphas ``(H, W)`` in [0, 1] and its first-frame mask, with the default segmentor."""
     from vidmatte import load_model
     from vidmatte.inference.adam import AdamSession
@@ -77,7 +88,7 @@ def adam_mattes(weights: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray
         first.append(torch.zeros_like(frame[:, :1]) if mask is None else mask)
         return mask
 
-    session = AdamSession(load_model(weights), segmentor=remember)
+    session = AdamSession(load_model(weights), segmentor=remember, downsample_ratio=downsample_ratio)
     alphas = [session.step(frame)[0][0, 0].numpy() for frame in frames]
     return alphas, first[-1][0, 0].numpy()
 
@@ -121,6 +132,7 @@ def main() -> None:
     parser.add_argument("--msgvim", default="msgvim-default")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--msgvim-frames", type=int, default=10)
+    parser.add_argument("--downsample-ratio", type=float, help="AdaM's network scale (default: automatic)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/vidmatte-real-tracks"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--figures", type=Path)
@@ -130,14 +142,17 @@ def main() -> None:
         frames = clip_frames(video, start, args.frames)
         tracks = person_tracks(name, frames, args.cache)
         everyone = tracks.any(0)
-        alphas, first = adam_mattes(args.adam, frames)
+        alphas, first = adam_mattes(args.adam, frames, args.downsample_ratio)
+        mattes = [a > 0.5 for a in alphas]
         shown = tracks[:, : args.msgvim_frames]
         instances = msgvim_mattes(args.msgvim, frames[: args.msgvim_frames], shown) if shown.size else shown
         pairs = [(i, t) for i in range(len(shown)) for t in range(shown.shape[1]) if shown[i, t].any()]
         results[name] = {
             "frames": len(frames),
             "people": len(tracks),
-            "adam_iou": float(np.mean([iou(a > 0.5, m) for a, m in zip(alphas, everyone, strict=True)])),
+            "adam_iou": float(np.mean([iou(a, m) for a, m in zip(mattes, everyone, strict=True)])),
+            "adam_precision": float(np.mean([share(m, a) for a, m in zip(mattes, everyone, strict=True)])),
+            "adam_recall": float(np.mean([share(a, m) for a, m in zip(mattes, everyone, strict=True)])),
             "msgvim_iou": float(np.mean([iou(instances[i, t] > 0.5, shown[i, t]) for i, t in pairs]))
             if pairs
             else float("nan"),
