@@ -106,8 +106,8 @@ def test_close_ups_have_one_large_figure_and_leave_other_clips_unchanged() -> No
     close = replace(usual, close=1.0)
     crowd = ClipSpec(frames=2, width=128, height=72, instances=(2, 3))
     for seed in range(3):
-        assert np.array_equal(generate_clip(seed, usual).com, generate_clip(seed, replace(usual, close=0.0)).com)
-        assert np.array_equal(generate_clip(seed, crowd).com, generate_clip(seed, replace(crowd, close=1.0)).com)
+        for spec, other in ((usual, replace(usual, close=0.0)), (crowd, replace(crowd, close=1.0))):
+            assert np.array_equal(generate_clip(seed, spec).com, generate_clip(seed, other).com)
         (usual_figure,) = plan_figures(np.random.default_rng(seed), usual, 1)
         (close_figure,) = plan_figures(np.random.default_rng(seed), close, 1)
         assert usual_figure.height <= 1.5 * 72 < 2 * 72 <= close_figure.height <= 4 * 72

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from vidmatte import load_model
 from vidmatte.errors import VidmatteError
+from vidmatte.training.checkpoint import read_state
 from vidmatte.training.config import OptimConfig, SourceConfig, TrainConfig, config_to_dict
 from vidmatte.training.trainer import Trainer
 
@@ -117,6 +118,7 @@ import sys
 from safetensors.torch import save_file
 from vidmatte.training.config import load_config
 from vidmatte.parallel.distributed import init_distributed, shutdown_distributed
+from vidmatte.training.checkpoint import read_state
 from vidmatte.training.trainer import Trainer
 
 context = init_distributed("cpu")
@@ -204,6 +206,33 @@ def test_a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics(tmp_path,
     assert not optimised & {id(p) for p in trainer.model.encoder.backbone.parameters()}
     with pytest.raises(VidmatteError, match=r"freeze: 'encoder\.backbon' names no module"):
         Trainer(replace(config, freeze=("encoder.backbon",)))
+
+
+def test_checkpoints_hold_the_moving_average_and_a_resumed_run_continues_it_exactly(tmp_path, one_thread):
+    config = tiny_config(tmp_path / "straight", steps=4, save_every=1, keep_last=4, ema=0.5)
+    trainer = Trainer(config)
+    previous = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    for step in range(1, 5):
+        average = final_weights(tmp_path / "straight", step)
+        raw = read_state(tmp_path / "straight" / "checkpoints" / f"step-{step:08d}.state.pt")["raw_weights"]
+        floats = [k for k in average if average[k].is_floating_point()]
+        assert all(torch.equal(average[k], previous[k].lerp(raw[k], 0.5)) for k in floats)
+        assert any(not torch.equal(average[k], raw[k]) for k in floats)
+        previous = average
+
+    stopped = tiny_config(tmp_path / "resumed", steps=4, save_every=1, keep_last=4, ema=0.5, stop_at=2)
+    Trainer(stopped).fit()
+    resumed = Trainer(replace(stopped, stop_at=None))
+    assert resumed.resume() == 2
+    resumed.fit()
+    expected, actual = final_weights(tmp_path / "straight", 4), final_weights(tmp_path / "resumed", 4)
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in resumed.model.state_dict().items())
+    with pytest.raises(VidmatteError, match="with a moving average of the weights, and this run has none"):
+        Trainer(replace(stopped, ema=None)).resume()
+    with pytest.raises(ValueError, match="ema must be a decay between 0 and 1"):
+        replace(config, ema=1.0)
 
 
 @pytest.mark.slow

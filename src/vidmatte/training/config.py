@@ -157,6 +157,9 @@ class TrainConfig:
             (the shipped person detector's width-1.5 backbone, for the ``*-mnv2-w15`` models); ``None``: none.
         freeze: modules left as loaded (names like ``encoder.backbone``): no gradient, no optimiser
             state, batch-norm statistics kept (the module stays in eval mode while the rest trains).
+        ema: decay of an exponential moving average of the weights and batch-norm statistics, updated
+            after every step (e.g. 0.99: about the last 100 steps); checkpoints' weights and validation
+            are the average, the raw weights travel in the training state; ``None``: no average.
         steps: optimisation steps.
         seed: seed of the weights' initialisation and of every random number in the run.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``.
@@ -185,6 +188,7 @@ class TrainConfig:
     init: str | None = None
     backbone_init: str | None = None
     freeze: tuple[str, ...] = ()
+    ema: float | None = None
     steps: int = 1000
     seed: int = 0
     device: str = "auto"
@@ -217,6 +221,8 @@ class TrainConfig:
         for source in (self.data, self.segmentation, self.validation):
             if source is not None and source.kind not in SOURCE_KINDS:
                 raise ValueError(f"data kind must be one of {', '.join(SOURCE_KINDS)}, got {source.kind!r}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema must be a decay between 0 and 1 (exclusive), got {self.ema}")
         if self.steps < 1 or self.save_every < 1 or self.keep_last < 1 or self.log_every < 1:
             raise ValueError("steps, save_every, keep_last and log_every must be positive")
 

@@ -9,6 +9,7 @@ resumed from a checkpoint continues exactly as if it had never stopped (bitwise 
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
@@ -188,6 +189,8 @@ class Trainer:
         device = self.context.device
         self.model = model.to(device)
         self.network: nn.Module = self.model
+        # the moving average (config.ema): a copy whose tensors follow the model's after every step
+        self.average = copy.deepcopy(self.model).eval() if config.ema is not None else None
         if self.context.distributed:
             self.network = DistributedDataParallel(
                 self.model,
@@ -259,7 +262,20 @@ class Trainer:
         lr = max(self.scheduler.get_last_lr())
         self.scheduler.step()
         self.step += 1
+        if self.average is not None:
+            self._update_average()
         return result, lr
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        weight = 1 - self.config.ema
+        for average, current in zip(
+            self.average.state_dict().values(), self.model.state_dict().values(), strict=True
+        ):
+            if average.is_floating_point():
+                average.lerp_(current, weight)
+            else:
+                average.copy_(current)  # batch-norm step counters
 
     def fit(self) -> dict[str, float]:
         """Train from the current step to ``config.steps``, saving and validating on schedule.
@@ -324,14 +340,15 @@ class Trainer:
         self._validation.seek(0)
         step_function = SCHEDULES[config.stage][0][1]
         losses, errors = [], []
-        self.model.eval()
+        model = self.model if self.average is None else self.average
+        model.eval()
         try:
             for batch in self._validation:
                 batch = _to_device(batch, self.context.device)
                 with torch.autocast(
                     self.context.device.type, self.amp_dtype, enabled=self.amp_dtype is not None
                 ):
-                    result = step_function(self.model, batch, config)
+                    result = step_function(model, batch, config)
                 losses.append(float(result.loss))
                 errors.append(float((result.alpha.float() - result.truth.float()).abs().mean()) * ALPHA_SCALE)
         finally:
@@ -358,9 +375,10 @@ class Trainer:
                 "rng": rng_states,
                 "config": config_to_dict(self.config),
             }
-            checkpoint = self.store.save(
-                self.step, self.model.state_dict(), state, {MODEL_KEY: self.config.model}
-            )
+            weights = self.model.state_dict()
+            if self.average is not None:  # what later stages and exports read is the average
+                state["raw_weights"], weights = weights, self.average.state_dict()
+            checkpoint = self.store.save(self.step, weights, state, {MODEL_KEY: self.config.model})
         barrier(self.context)
         return checkpoint
 
@@ -386,8 +404,17 @@ class Trainer:
             raise VidmatteError(
                 f"{checkpoint.state}: training state of {state.get('model')}, not of {self.config.model}"
             )
+        averaged = "raw_weights" in state
+        if averaged != (self.average is not None):
+            raise VidmatteError(
+                f"{checkpoint.state}: saved {'with' if averaged else 'without'} a moving average of the "
+                f"weights, and this run has {'one' if self.average is not None else 'none'} ('ema')"
+            )
         load_weights_into(self.model, checkpoint.weights, expected_model=self.config.model)
         try:
+            if self.average is not None:
+                self.average.load_state_dict(self.model.state_dict())
+                self.model.load_state_dict(state["raw_weights"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
