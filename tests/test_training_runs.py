@@ -118,7 +118,6 @@ import sys
 from safetensors.torch import save_file
 from vidmatte.training.config import load_config
 from vidmatte.parallel.distributed import init_distributed, shutdown_distributed
-from vidmatte.training.checkpoint import read_state
 from vidmatte.training.trainer import Trainer
 
 context = init_distributed("cpu")

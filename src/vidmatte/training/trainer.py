@@ -410,10 +410,11 @@ class Trainer:
                 f"{checkpoint.state}: saved {'with' if averaged else 'without'} a moving average of the "
                 f"weights, and this run has {'one' if self.average is not None else 'none'} ('ema')"
             )
-        load_weights_into(self.model, checkpoint.weights, expected_model=self.config.model)
+        # an averaged run's checkpoint weights are the average; its raw weights are in the state
+        loaded = self.model if self.average is None else self.average
+        load_weights_into(loaded, checkpoint.weights, expected_model=self.config.model)
         try:
             if self.average is not None:
-                self.average.load_state_dict(self.model.state_dict())
                 self.model.load_state_dict(state["raw_weights"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
