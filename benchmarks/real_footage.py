@@ -11,7 +11,9 @@ ever trained on. For each clip:
 - ``adam_iou``: AdaM online with its default first-frame segmentor; per frame, the IoU of ``alpha > 0.5``
   with the union of the tracks' masks; the mean over frames (frames where both are empty count 1);
   ``adam_precision`` and ``adam_recall``: the share of ``alpha > 0.5`` inside the union, and of the union
-  inside ``alpha > 0.5`` (means over frames; an empty side counts 1); ``--downsample-ratio`` overrides the
+  inside ``alpha > 0.5`` (means over frames; an empty side counts 1); ``adam_iou_first``: the IoU on the
+  first frame alone, whose segmentor mask the memory holds (``first_mask_iou``: that mask's own IoU), which
+  separates reading the memory from drifting away over the clip; ``--downsample-ratio`` overrides the
   automatic network scale;
 - ``msgvim_iou``: MSG-VIM guided by the tracks (chunks of 10) on the first ``--msgvim-frames`` frames (it
   costs about 2 s per person and frame at 768x576 on one core); per instance and frame, the IoU of
@@ -153,6 +155,8 @@ def main() -> None:
             "adam_iou": float(np.mean([iou(a, m) for a, m in zip(mattes, everyone, strict=True)])),
             "adam_precision": float(np.mean([share(m, a) for a, m in zip(mattes, everyone, strict=True)])),
             "adam_recall": float(np.mean([share(a, m) for a, m in zip(mattes, everyone, strict=True)])),
+            "adam_iou_first": iou(mattes[0], everyone[0]),
+            "first_mask_iou": iou(first > 0.5, everyone[0]),
             "msgvim_iou": float(np.mean([iou(instances[i, t] > 0.5, shown[i, t]) for i, t in pairs]))
             if pairs
             else float("nan"),

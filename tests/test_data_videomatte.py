@@ -1,4 +1,5 @@
-"""Real-data training sets on tiny generated data: VideoMatte240K compositing and multi-instance clips."""
+"""Real-data training sets on tiny generated data: VideoMatte240K compositing, multi-instance clips and
+labelled real people cut out as foreground clips."""
 
 from __future__ import annotations
 
@@ -138,3 +139,53 @@ def test_mask_augmentations() -> None:
         moving[0, t, 5, 5 * t] = True
     temporal = augment_masks(moving, MaskAugment(erase=0, paste=0, merge=0, temporal=1), rng)
     assert (temporal.sum(axis=(2, 3)) == 2).sum() >= 2  # one frame's mask added to the others
+
+
+def test_labelled_people_become_still_foreground_clips(tmp_path: Path) -> None:
+    from scripts.cut_out_real_people import cut_out
+    from vidmatte.io.jsonfile import write_json
+    from vidmatte.io.masks import encode_rle
+
+    mask = np.zeros((20, 30), bool)
+    mask[4:16, 10:18] = True
+    names = [
+        "src/photo.png",
+        "src/clip/000000.png",
+        "src/clip/000015.png",
+        "src/clip/000045.png",
+        "src/nobody.png",
+    ]
+    for name in names:
+        (tmp_path / "in" / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "in" / "images" / name)
+    images = [{"id": i + 1, "file_name": n, "height": 20, "width": 30} for i, n in enumerate(names)]
+    people = [
+        {"id": i, "image_id": i, "category_id": 1, "segmentation": encode_rle(mask)} for i in range(1, 5)
+    ]
+    write_json(tmp_path / "in" / "instances.json", {"images": images, "annotations": people})
+
+    assert cut_out(tmp_path / "in", tmp_path / "out", frames=2, every=45, soften=0.7) == 3
+    clips = list_foreground_clips(tmp_path / "out")
+    assert [(c.name, c.length) for c in clips] == [
+        ("src_clip_000000", 2),
+        ("src_clip_000045", 2),
+        ("src_photo", 2),
+    ]
+    fgr, pha = clips[2].read(0, 2)
+    assert np.allclose(fgr, 90 / 255) and np.array_equal(pha[0], pha[1])
+    assert pha[0][6:14, 12:16].min() > 0.99 and pha[0][~mask].max() < 0.7 and pha[0][:, :6].max() == 0
+
+
+def test_placement_sets_how_far_the_people_are_zoomed_out(data: Path) -> None:
+    from vidmatte.training.batches import _open
+    from vidmatte.training.config import SourceConfig
+
+    def height(placement: tuple[float, float]) -> float:
+        source = SourceConfig(
+            kind="instances", frames=3, size=SIZE, instances=(1, 1), seed=3, placement=placement,
+            foregrounds=str(data / "fg"), backgrounds=(str(data / "bg"),), augment=QUIET,
+        )  # fmt: skip
+        alphas = [_open(source)[i]["pha"][0, 0] > 0.5 for i in range(4)]
+        return float(np.mean([a.any(1).sum() for a in alphas]))
+
+    assert height((3.0, 3.0)) < 0.6 * height((1.0, 1.0))

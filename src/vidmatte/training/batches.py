@@ -93,7 +93,13 @@ def _open(source: SourceConfig) -> Dataset:
 
         masks = source.mask_augment or replace(MaskAugment(), erase=0, paste=0, merge=0, temporal=0)
         config = InstanceConfig(
-            source.frames, source.instances, augment, errors=source.errors, masks=masks, seed=source.seed
+            source.frames,
+            source.instances,
+            augment,
+            source.placement,
+            errors=source.errors,
+            masks=masks,
+            seed=source.seed,
         )
         return InstanceMattingDataset(source.foregrounds, list(source.backgrounds), config)
     if source.annotations is None or source.images is None:

@@ -56,6 +56,8 @@ class SourceConfig:
             drawn from instead of scikit-image's samples.
         far: ``synthetic`` only: probability of a far view with small figures (``ClipSpec.far``).
         close: ``synthetic`` only: probability of a close-up of a single figure (``ClipSpec.close``).
+        placement: ``instances`` only: crop-scale range of each person (``InstanceConfig.placement``;
+            above 1 zooms out: 4 makes a person a quarter of their height in the foreground clip).
         annotations: annotation JSON (``ytvis``, ``coco``).
         images: image folder (``ytvis``, ``coco``).
         augment: clip augmentation (its ``size`` is replaced by ``size``); ``None``: none
@@ -77,6 +79,7 @@ class SourceConfig:
     backgrounds: tuple[str, ...] = ()
     far: float = 0.0
     close: float = 0.0
+    placement: tuple[float, float] = (1.2, 2.0)
     annotations: str | None = None
     images: str | None = None
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
