@@ -13,8 +13,9 @@ ever trained on. For each clip:
   ``adam_precision`` and ``adam_recall``: the share of ``alpha > 0.5`` inside the union, and of the union
   inside ``alpha > 0.5`` (means over frames; an empty side counts 1); ``adam_iou_first``: the IoU on the
   first frame alone, whose segmentor mask the memory holds (``first_mask_iou``: that mask's own IoU), which
-  separates reading the memory from drifting away over the clip; ``--downsample-ratio`` overrides the
-  automatic network scale;
+  separates reading the memory from drifting away over the clip; ``adam_iou_blind``: ``adam_iou`` with an
+  empty first-frame mask instead of the segmentor's (close to ``adam_iou``: the network does not read its
+  memory, it finds people by itself); ``--downsample-ratio`` overrides the automatic network scale;
 - ``msgvim_iou``: MSG-VIM guided by the tracks (chunks of 10) on the first ``--msgvim-frames`` frames (it
   costs about 2 s per person and frame at 768x576 on one core); per instance and frame, the IoU of
   ``alpha > 0.5`` with that track's mask; the mean over the tracks' frames.
@@ -75,14 +76,15 @@ def share(part: np.ndarray, whole: np.ndarray) -> float:
 
 
 def adam_mattes(
-    weights: str, frames: list[np.ndarray], downsample_ratio: float | None = None
+    weights: str, frames: list[np.ndarray], downsample_ratio: float | None = None, blind: bool = False
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """AdaM's alphas ``(H, W)`` in [0, 1] and its first-frame mask, with the default segmentor."""
+    """AdaM's alphas ``(H, W)`` in [0, 1] and its first-frame mask: the default segmentor's, or with
+    ``blind`` an empty one (what the network finds without being told who is there)."""
     from vidmatte import load_model
     from vidmatte.inference.adam import AdamSession
     from vidmatte.segmentation.first_frame import PeopleSegmentor
 
-    segmentor = PeopleSegmentor()
+    segmentor = (lambda frame: torch.zeros_like(frame[:, :1])) if blind else PeopleSegmentor()
     first: list[torch.Tensor] = []
 
     def remember(frame: torch.Tensor) -> torch.Tensor | None:
@@ -93,6 +95,10 @@ def adam_mattes(
     session = AdamSession(load_model(weights), segmentor=remember, downsample_ratio=downsample_ratio)
     alphas = [session.step(frame)[0][0, 0].numpy() for frame in frames]
     return alphas, first[-1][0, 0].numpy()
+
+
+def mean_iou(alphas: list[np.ndarray], truth: np.ndarray) -> float:
+    return float(np.mean([iou(a > 0.5, m) for a, m in zip(alphas, truth, strict=True)]))
 
 
 def msgvim_mattes(weights: str, frames: list[np.ndarray], tracks: np.ndarray) -> np.ndarray:
@@ -152,11 +158,14 @@ def main() -> None:
         results[name] = {
             "frames": len(frames),
             "people": len(tracks),
-            "adam_iou": float(np.mean([iou(a, m) for a, m in zip(mattes, everyone, strict=True)])),
+            "adam_iou": mean_iou(alphas, everyone),
             "adam_precision": float(np.mean([share(m, a) for a, m in zip(mattes, everyone, strict=True)])),
             "adam_recall": float(np.mean([share(a, m) for a, m in zip(mattes, everyone, strict=True)])),
             "adam_iou_first": iou(mattes[0], everyone[0]),
             "first_mask_iou": iou(first > 0.5, everyone[0]),
+            "adam_iou_blind": mean_iou(
+                adam_mattes(args.adam, frames, args.downsample_ratio, blind=True)[0], everyone
+            ),
             "msgvim_iou": float(np.mean([iou(instances[i, t] > 0.5, shown[i, t]) for i, t in pairs]))
             if pairs
             else float("nan"),

@@ -28,6 +28,7 @@ from vidmatte.data.augment import AugmentConfig
 from vidmatte.data.guidance import MaskAugment, SegmenterErrors
 from vidmatte.errors import VidmatteError
 from vidmatte.models.precision import PRECISION_SETTINGS, PrecisionSetting
+from vidmatte.validation import check_fields
 
 STAGES = ("adam-segmentation", "adam-matting", "adam-alternating", "msgvim")
 SOURCE_KINDS = ("synthetic", "videomatte", "instances", "ytvis", "coco")
@@ -118,6 +119,10 @@ class AdamStageConfig:
     Attributes:
         mask, coarse, fine, foreground: loss weights ``ω`` (segmentation steps use ``mask`` alone).
         downsample_ratio: the network's working scale; below 1 trains the guided filter (stage 3).
+        subset: probability that a clip of two or more people is about a random subset of them: its
+            first-frame mask and targets hold those people alone, so that the network must read its
+            memory to know whom to matte; with ``subset`` > 0 segmentation clips also start the memory
+            from their first frame's target instead of the mask head. 0 (the paper's): every person.
     """
 
     mask: float = 1.0
@@ -125,6 +130,10 @@ class AdamStageConfig:
     fine: float = 1.0
     foreground: float = 1.0
     downsample_ratio: float = 1.0
+    subset: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_fields(self, ("subset",), 0, 1)
 
 
 @dataclass(frozen=True)

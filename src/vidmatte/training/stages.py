@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -67,11 +68,46 @@ def _supervised(model: nn.Module, weights: AdamLossWeights) -> AdamLossWeights:
     )
 
 
+def chosen_people(batch: Batch, subset: float) -> tuple[Tensor, Tensor]:
+    """The people each clip is about (:attr:`AdamStageConfig.subset`).
+
+    With probability ``subset``, a clip of two or more people (``valid`` slots) is about a random
+    non-empty proper subset of them, drawn from the clip's ``seed``; otherwise about every person.
+
+    Returns:
+        ``(people, partial)``: ``(B, M)`` bool, the chosen slots; ``(B,)`` bool, the clips about a subset.
+    """
+    valid = batch["valid"].cpu()
+    people = valid.clone()
+    for b, seed in enumerate(batch["seed"].tolist()):
+        rng = np.random.default_rng([seed, 17])
+        slots = np.flatnonzero(valid[b].numpy())
+        if len(slots) > 1 and rng.random() < subset:
+            people[b] = False
+            people[b, rng.choice(slots, rng.integers(1, len(slots)), replace=False)] = True
+    device = batch["valid"].device
+    return people.to(device), (people != valid).any(1).to(device)
+
+
+def _only(people: Tensor, slots: Tensor) -> Tensor:
+    """``(B, M, ...)`` per-slot ``slots`` with those not in ``people`` (``(B, M)`` bool) zeroed."""
+    return slots * people.view(*people.shape, *[1] * (slots.dim() - 2)).to(slots)
+
+
+def _per_clip(partial: Tensor, subset: Tensor, everyone: Tensor) -> Tensor:
+    """``subset`` for the ``(B,)`` clips that are ``partial``, ``everyone`` for the others."""
+    return torch.where(partial.view(-1, *[1] * (everyone.dim() - 1)), subset, everyone)
+
+
 def adam_matting_step(model: nn.Module, batch: Batch, config: TrainConfig) -> StepResult:
     """AdaM on matting clips: ``frames``, ``pha``, ``fgr``, and as first-frame mask the union of the
-    guidance ``masks`` of every slot at frame 0 (the target ``pha`` is every person too)."""
-    frames, alpha, foreground = batch["frames"], batch["pha"], batch["fgr"]
-    first_mask = batch["masks"][:, :, 0].amax(1)
+    guidance ``masks`` of every slot at frame 0 (the target ``pha`` is every person too); a clip about
+    a subset of its people (``adam.subset``) has their masks and visible ``alphas`` alone."""
+    frames, foreground = batch["frames"], batch["fgr"]
+    people, partial = chosen_people(batch, config.adam.subset)
+    first_mask = _only(people, batch["masks"][:, :, 0]).amax(1)
+    # visible alphas add up to the matte of the people they belong to
+    alpha = _per_clip(partial, _only(people, batch["alphas"]).sum(1).clamp(0, 1), batch["pha"])
     weights = _supervised(
         model, AdamLossWeights(config.adam.mask, config.adam.coarse, config.adam.fine, config.adam.foreground)
     )
@@ -81,13 +117,19 @@ def adam_matting_step(model: nn.Module, batch: Batch, config: TrainConfig) -> St
 
 
 def adam_segmentation_step(model: nn.Module, batch: Batch, config: TrainConfig) -> StepResult:
-    """AdaM on segmentation clips (``seg``; a matting clip's ``pha > 0.5`` stands in without it)."""
+    """AdaM on segmentation clips (``seg``; a matting clip's ``pha > 0.5`` stands in without it).
+
+    The memory starts from the model's own mask head, or with ``adam.subset`` > 0 from the target's first
+    frame: every person, or the subset of slots (``masks``) that the clip is about."""
     frames = batch["frames"]
     truth = batch["seg"] if "seg" in batch else (batch["pha"] > 0.5).to(frames.dtype)
+    people, partial = chosen_people(batch, config.adam.subset)
+    truth = _per_clip(partial, _only(people, batch["masks"]).amax(1), truth)
+    first_mask = truth[:, 0] if config.adam.subset else None
     weights = AdamLossWeights(mask=config.adam.mask, coarse=0.0, fine=0.0, foreground=0.0)
     if "mask" not in _decoder(model).predicts:  # table 4's model (e): its fine alpha is its mask
         weights = AdamLossWeights(mask=0.0, coarse=0.0, fine=config.adam.mask, foreground=0.0)
-    output, _ = model(frames, downsample_ratio=config.adam.downsample_ratio)
+    output, _ = model(frames, first_mask=first_mask, downsample_ratio=config.adam.downsample_ratio)
     loss, terms = adam_loss(output, truth, None, weights)
     return StepResult(loss, _detached({f"seg_{k}": v for k, v in terms.items()}), frames, output.alpha, truth)
 
