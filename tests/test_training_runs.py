@@ -181,6 +181,17 @@ def test_one_process_without_launcher_trains_and_saves_a_loadable_checkpoint(tmp
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
 
 
+def test_validation_scores_every_person_whatever_the_training_subset(tmp_path, one_thread):
+    from vidmatte.training.config import AdamStageConfig
+
+    people = replace(TINY_CLIPS, instances=(2, 3), batch_size=2, seed=99)
+    scores = []
+    for subset in (0.0, 1.0):
+        config = tiny_config(tmp_path / str(subset), validation=people, adam=AdamStageConfig(subset=subset))
+        scores.append(Trainer(config).validate())
+    assert scores[0] == scores[1] and scores[0]["mad"] > 0
+
+
 def test_a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics(tmp_path, one_thread):
     config = tiny_config(
         tmp_path / "run",

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -326,13 +327,14 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Score the first ``validation_batches`` batches of ``config.validation`` (rank 0 only).
+        """Score the first ``validation_batches`` batches of ``config.validation`` (rank 0 only), on
+        every person of each clip (``adam.subset`` is a training device), so that runs compare.
 
         Returns:
             ``{"loss": mean loss, "mad": mean |α - α_true| x 1e3}``; empty on other ranks or
             without a validation source.
         """
-        config = self.config
+        config = replace(self.config, adam=replace(self.config.adam, subset=0.0))
         if config.validation is None or not self.context.is_main:
             return {}
         if self._validation is None:
