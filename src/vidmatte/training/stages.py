@@ -103,11 +103,13 @@ def adam_matting_step(model: nn.Module, batch: Batch, config: TrainConfig) -> St
     """AdaM on matting clips: ``frames``, ``pha``, ``fgr``, and as first-frame mask the union of the
     guidance ``masks`` of every slot at frame 0 (the target ``pha`` is every person too); a clip about
     a subset of its people (``adam.subset``) has their masks and visible ``alphas`` alone."""
-    frames, foreground = batch["frames"], batch["fgr"]
-    people, partial = chosen_people(batch, config.adam.subset)
-    first_mask = _only(people, batch["masks"][:, :, 0]).amax(1)
-    # visible alphas add up to the matte of the people they belong to
-    alpha = _per_clip(partial, _only(people, batch["alphas"]).sum(1).clamp(0, 1), batch["pha"])
+    frames, alpha, foreground = batch["frames"], batch["pha"], batch["fgr"]
+    first_mask = batch["masks"][:, :, 0].amax(1)
+    if config.adam.subset:
+        people, partial = chosen_people(batch, config.adam.subset)
+        first_mask = _per_clip(partial, _only(people, batch["masks"][:, :, 0]).amax(1), first_mask)
+        # visible alphas add up to the matte of the people they belong to
+        alpha = _per_clip(partial, _only(people, batch["alphas"]).sum(1).clamp(0, 1), alpha)
     weights = _supervised(
         model, AdamLossWeights(config.adam.mask, config.adam.coarse, config.adam.fine, config.adam.foreground)
     )
@@ -123,9 +125,11 @@ def adam_segmentation_step(model: nn.Module, batch: Batch, config: TrainConfig) 
     frame: every person, or the subset of slots (``masks``) that the clip is about."""
     frames = batch["frames"]
     truth = batch["seg"] if "seg" in batch else (batch["pha"] > 0.5).to(frames.dtype)
-    people, partial = chosen_people(batch, config.adam.subset)
-    truth = _per_clip(partial, _only(people, batch["masks"]).amax(1), truth)
-    first_mask = truth[:, 0] if config.adam.subset else None
+    first_mask = None
+    if config.adam.subset:
+        people, partial = chosen_people(batch, config.adam.subset)
+        truth = _per_clip(partial, _only(people, batch["masks"]).amax(1), truth)
+        first_mask = truth[:, 0]
     weights = AdamLossWeights(mask=config.adam.mask, coarse=0.0, fine=0.0, foreground=0.0)
     if "mask" not in _decoder(model).predicts:  # table 4's model (e): its fine alpha is its mask
         weights = AdamLossWeights(mask=0.0, coarse=0.0, fine=config.adam.mask, foreground=0.0)
