@@ -97,8 +97,8 @@ def adam_mattes(
     return alphas, first[-1][0, 0].numpy()
 
 
-def mean_iou(alphas: list[np.ndarray], truth: np.ndarray) -> float:
-    return float(np.mean([iou(a > 0.5, m) for a, m in zip(alphas, truth, strict=True)]))
+def mean_iou(mattes: list[np.ndarray], truth: np.ndarray) -> float:
+    return float(np.mean([iou(a, m) for a, m in zip(mattes, truth, strict=True)]))
 
 
 def msgvim_mattes(weights: str, frames: list[np.ndarray], tracks: np.ndarray) -> np.ndarray:
@@ -152,20 +152,19 @@ def main() -> None:
         everyone = tracks.any(0)
         alphas, first = adam_mattes(args.adam, frames, args.downsample_ratio)
         mattes = [a > 0.5 for a in alphas]
+        blind = adam_mattes(args.adam, frames, args.downsample_ratio, blind=True)[0]
         shown = tracks[:, : args.msgvim_frames]
         instances = msgvim_mattes(args.msgvim, frames[: args.msgvim_frames], shown) if shown.size else shown
         pairs = [(i, t) for i in range(len(shown)) for t in range(shown.shape[1]) if shown[i, t].any()]
         results[name] = {
             "frames": len(frames),
             "people": len(tracks),
-            "adam_iou": mean_iou(alphas, everyone),
+            "adam_iou": mean_iou(mattes, everyone),
             "adam_precision": float(np.mean([share(m, a) for a, m in zip(mattes, everyone, strict=True)])),
             "adam_recall": float(np.mean([share(a, m) for a, m in zip(mattes, everyone, strict=True)])),
             "adam_iou_first": iou(mattes[0], everyone[0]),
             "first_mask_iou": iou(first > 0.5, everyone[0]),
-            "adam_iou_blind": mean_iou(
-                adam_mattes(args.adam, frames, args.downsample_ratio, blind=True)[0], everyone
-            ),
+            "adam_iou_blind": mean_iou([a > 0.5 for a in blind], everyone),
             "msgvim_iou": float(np.mean([iou(instances[i, t] > 0.5, shown[i, t]) for i, t in pairs]))
             if pairs
             else float("nan"),
