@@ -2,16 +2,20 @@
 
 Usage (from the repository root): ``python -m benchmarks.msgvim_speed
 [--models msgvim-default msgvim-r34 msgvim-small msgvim-tiny] [--size 512x288] [--chunk 10]
-[--people 1 2 4] [--rounds 3] [--train-size 256x256] [--train-clip 2x4] [--vimq-size 1920x1080]
-[--vimq-instances 4] [--parts inference training vimq] [--threads N] [--json OUT.json]``
+[--people 1 2 4] [--precisions fp32 bf16] [--rounds 3] [--train-size 256x256] [--train-clip 2x4]
+[--vimq-size 1920x1080] [--vimq-instances 4] [--parts inference training vimq] [--threads N]
+[--json OUT.json]``
 
 Reports, per model (``msgvim-default`` is the shipped weights, other names random weights): its
 parameter count; the frames per second of inference through :class:`MsgVimSession` for a video with
 1, 2 and 4 people (``--people``: one chunk of ``--chunk`` frames with every person's guidance, the
-reference's 32-pixel margin), the models and people counts timed in turns for ``--rounds`` rounds
-(median); and the time of one training step (forward and backward of the three outputs) on a
-``BxT`` clip of ``--train-size`` crops. Then the time of :func:`vidmatte.metrics.vimq.frame_statistics`
-for one frame of ``--vimq-instances`` ground-truth and predicted instances, with and without dtSSD.
+reference's 32-pixel margin) in each of ``--precisions`` (``bf16``: bfloat16 autocast around the
+session, as :meth:`TorchEngine.msgvim_chunks` runs it), the models, precisions and people counts timed
+in turns for ``--rounds`` rounds (median), each later precision also as its time per round over the
+first's (:class:`~benchmarks.interleave.Ratio`); and the time of one training step (forward and
+backward of the three outputs) on a ``BxT`` clip of ``--train-size`` crops. Then the time of
+:func:`vidmatte.metrics.vimq.frame_statistics` for one frame of ``--vimq-instances`` ground-truth and
+predicted instances, with and without dtSSD.
 Inputs are random: the cost does not depend on them. Training and VIMQ times are the best of
 ``--repeats`` runs after one warm-up run.
 """
@@ -26,16 +30,19 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from benchmarks.interleave import interleaved_ms
+from benchmarks.interleave import Ratio, interleaved_ms
 from vidmatte import build_model
+from vidmatte.inference.adam import autocast
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.io.guidance import union_of_others
 from vidmatte.io.jsonfile import write_json
 from vidmatte.metrics.vimq import frame_statistics
 from vidmatte.models.loading import DEFAULT_WEIGHTS, load_model
+from vidmatte.models.precision import Precision
 
 PARTS = ("inference", "training", "vimq")
+CPU_PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")  # autocast runs fp16 on GPUs
 
 
 def parse_pair(text: str) -> tuple[int, int]:
@@ -62,16 +69,23 @@ def load(name: str) -> torch.nn.Module:
 
 
 def chunk_matter(
-    model: torch.nn.Module, width: int, height: int, chunk: int, people: int
+    model: torch.nn.Module, width: int, height: int, chunk: int, people: int, precision: Precision = "fp32"
 ) -> Callable[[], object]:
-    """One call mattes one chunk of ``chunk`` frames with ``people`` people through a session."""
+    """One call mattes one chunk of ``chunk`` frames with ``people`` people through a session, in
+    ``precision``."""
     session = MsgVimSession(model)
     rng = np.random.default_rng(0)
     rgb = rng.random((chunk, height, width, 3), dtype=np.float32)
     targets = np.zeros((people, chunk, height, width), bool)
     for person in range(people):  # side by side, as people in a frame
         targets[person, :, :, person * width // people : (person + 1) * width // people] = True
-    return lambda: session(rgb, targets, union_of_others(targets))
+    references = union_of_others(targets)
+
+    def matte() -> np.ndarray:
+        with autocast(torch.device("cpu"), precision):
+            return session(rgb, targets, references)
+
+    return matte
 
 
 def train_step_seconds(name: str, width: int, height: int, batch: int, frames: int, repeats: int) -> float:
@@ -96,6 +110,9 @@ def main() -> None:
     parser.add_argument("--size", type=parse_pair, default=(512, 288), help="inference frame size WxH")
     parser.add_argument("--chunk", type=int, default=10, help="frames per inference chunk")
     parser.add_argument("--people", type=int, nargs="+", default=[1, 2, 4], help="people in the video")
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32"], choices=CPU_PRECISIONS, help="inference precisions"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="inference chunks timed per contender")
     parser.add_argument("--train-size", type=parse_pair, default=(256, 256), help="training crop WxH")
     parser.add_argument("--train-clip", type=parse_pair, default=(2, 4), help="training clip BxT")
@@ -117,20 +134,26 @@ def main() -> None:
         print(f"{name}: {results[name]['parameters'] / 1e6:.2f} M parameters", flush=True)
     if "inference" in args.parts:
         contenders = {
-            (name, people): chunk_matter(model, width, height, args.chunk, people)
+            (name, precision, people): chunk_matter(model, width, height, args.chunk, people, precision)
             for name, model in models.items()
             for people in args.people
+            for precision in args.precisions
         }
         for run in contenders.values():  # warm-up
             run()
         times = interleaved_ms(contenders, args.rounds)
-        for (name, people), chunk_ms in times.items():
+        for (name, precision, people), chunk_ms in times.items():
             frame_ms = statistics.median(chunk_ms) / args.chunk
-            results[name][f"fps_{people}_people"] = 1e3 / frame_ms
+            key = f"fps_{people}_people" + ("" if precision == "fp32" else f"_{precision}")
+            results[name][key] = 1e3 / frame_ms
+            ratio = ""
+            if precision != args.precisions[0]:
+                first = times[name, args.precisions[0], people]
+                ratio = f", time over {args.precisions[0]}: {Ratio.of(chunk_ms, first)}"
             print(
-                f"{name} at {width}x{height}, {people} {'person' if people == 1 else 'people'}: "
+                f"{name} {precision} at {width}x{height}, {people} {'person' if people == 1 else 'people'}: "
                 f"{1e3 / frame_ms:.2f} fps "
-                f"({frame_ms:.0f} ms per frame, {frame_ms / people:.0f} ms per frame and person)",
+                f"({frame_ms:.0f} ms per frame, {frame_ms / people:.0f} ms per frame and person{ratio})",
                 flush=True,
             )
     if "training" in args.parts:

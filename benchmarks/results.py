@@ -27,8 +27,8 @@ import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
-import matplotlib
 import numpy as np
 import torch
 
@@ -36,15 +36,12 @@ from vidmatte import load_model
 from vidmatte.data.synthetic.clips import ClipSpec
 from vidmatte.data.synthetic.folders import write_synthetic_set
 from vidmatte.inference.adam import AdamSession, as_frame, matte_bidirectional
-from vidmatte.inference.msgvim import MsgVimSession
+from vidmatte.inference.msgvim import CHUNK_SIZE, ChunkMatter, MsgVimSession
 from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos
 from vidmatte.io.frames import list_frames, read_alpha, read_rgb_u8, to_u8, write_image
 from vidmatte.io.jsonfile import write_json
 from vidmatte.metrics.runner import evaluate_folders
 from vidmatte.metrics.vim_runner import evaluate_vim
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 SEED = 20261122  # held out: training uses seed 0, validation 1001 (AdaM) and 1002 (MSG-VIM)
 RATIO = 0.5  # AdaM's network resolution relative to the 512x288 frames: the 256x144 it was trained at
@@ -115,6 +112,29 @@ def adam_results(model, true: Path, pred_root: Path) -> dict[str, dict[str, floa
     return results
 
 
+def write_vim_benchmark(path: Path, clips: int, frames: int, workers: int = 2) -> None:
+    """The held-out VIM-layout benchmark: ``clips`` clips of ``frames`` frames at 256x144, 2 to 4 people."""
+    spec = ClipSpec(frames=frames, width=256, height=144, instances=(2, 4))
+    write_synthetic_set(path, "vim", clips, spec, SEED, workers=workers)
+
+
+def vim_scores(
+    matter_for_clip: Callable[[], ChunkMatter], true: Path, pred: Path, chunk: int = CHUNK_SIZE
+) -> dict[str, float]:
+    """Matte the VIM-layout ``true`` into ``pred`` in chunks of ``chunk`` frames and score it with VIMQ
+    (:data:`VIM_SCORES`)."""
+    matte_videos(
+        true,
+        pred,
+        matter_for_clip,
+        masks=true / "tg_masks",
+        reference_masks=true / "re_masks",
+        chunk_size=chunk,
+    )
+    overall = evaluate_vim(pred, true, errors=("mse", "mad", "dtssd")).overall
+    return {s: overall[s] for s in VIM_SCORES}
+
+
 def msgvim_results(model, true: Path, pred_root: Path) -> dict[str, dict[str, float]]:
     """Matte the VIM-layout ``true`` with each chunking and the guidance baseline; score with VIMQ."""
     runs = {
@@ -126,14 +146,19 @@ def msgvim_results(model, true: Path, pred_root: Path) -> dict[str, dict[str, fl
     }
     results = {}
     for index, (name, (matter, chunk)) in enumerate(runs.items()):
-        pred = pred_root / f"msgvim-{index}"
-        matte_videos(
-            true, pred, matter, masks=true / "tg_masks", reference_masks=true / "re_masks", chunk_size=chunk
-        )
-        overall = evaluate_vim(pred, true, errors=("mse", "mad", "dtssd")).overall
-        results[name] = {s: overall[s] for s in VIM_SCORES}
+        results[name] = vim_scores(matter, true, pred_root / f"msgvim-{index}", chunk)
         print(name, {s: round(v, 2) for s, v in results[name].items()}, flush=True)
     return results
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot on its file-only backend, imported to draw: scoring needs no matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _panel(ax, image: np.ndarray, title: str) -> None:
@@ -144,7 +169,7 @@ def _panel(ax, image: np.ndarray, title: str) -> None:
 
 def _instances(folder: Path, frame: str) -> np.ndarray:
     """The instances' alphas under ``folder/<instance>/<frame>``, each in its own colour, ``(H, W, 3)``."""
-    palette = plt.get_cmap("tab10").colors
+    palette = _pyplot().get_cmap("tab10").colors
     alphas = [read_alpha(d / frame) for d in sorted(p for p in folder.iterdir() if p.is_dir())]
     return np.clip(sum(a[..., None] * np.array(palette[i % 10]) for i, a in enumerate(alphas)), 0, 1)
 
@@ -157,6 +182,7 @@ def draw_examples(vm: Path, vim: Path, pred_root: Path, path: Path) -> None:
     frames = (0, len(names) // 2, len(names) - 1)
     vim_names = [p.name for p in list_frames(vim_clip / "com")]
     columns = 2 + len(ADAM_METHODS)
+    plt = _pyplot()
     fig, axes = plt.subplots(2 * len(frames), columns, figsize=(2.2 * columns, 1.45 * 2 * len(frames)))
     for row, t in enumerate(frames):
         name, vim_name, rel = names[t], vim_names[min(t, len(vim_names) - 1)], clip.relative_to(vm)
@@ -179,6 +205,7 @@ def draw_examples(vm: Path, vim: Path, pred_root: Path, path: Path) -> None:
 
 def draw_curves(runs: dict[str, Path], path: Path) -> None:
     """Training loss (and validation MAD where logged) against the step, one panel per run."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.2))
     for ax, (title, log) in zip(np.atleast_1d(axes), runs.items(), strict=True):
         records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -208,8 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     vm, vim, pred = args.out / "vm", args.out / "vim", args.out / "pred"
     write_synthetic_set(vm, "vm", args.vm_clips, ClipSpec(frames=args.frames), SEED, workers=2)
-    spec = ClipSpec(frames=args.frames, width=256, height=144, instances=(2, 4))
-    write_synthetic_set(vim, "vim", args.vim_clips, spec, SEED, workers=2)
+    write_vim_benchmark(vim, args.vim_clips, args.frames)
     results = {
         "seed": SEED,
         "adam": adam_results(load_model(args.adam), vm, pred),

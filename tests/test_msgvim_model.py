@@ -83,6 +83,19 @@ def test_the_state_changes_the_result():
     assert (carried.alpha_os1 - fresh.alpha_os1).abs().max() > 1e-4
 
 
+def test_bfloat16_autocast_gives_float32_alphas_near_float32():
+    model = msgvim_tiny().eval()
+    _randomise_batch_norms(model)
+    clip = _clip(1, 3, 40, 48, seed=4)
+    with torch.no_grad():
+        exact = model(*clip)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(*clip)
+    # made from the logits in float32: not rounded to bfloat16's steps of 1/512 near 0 and 1
+    assert all(a.dtype == torch.float32 for a in (low.alpha, low.alpha_os1, low.alpha_os4, low.alpha_os8))
+    torch.testing.assert_close(low.alpha_os1, exact.alpha_os1, atol=0.03, rtol=0)
+
+
 @pytest.mark.parametrize("spectral_norm", [False, True])
 def test_every_parameter_receives_a_gradient(spectral_norm):
     model = msgvim_tiny(spectral_norm=spectral_norm).train()

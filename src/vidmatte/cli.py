@@ -467,7 +467,7 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", *PRECISIONS),
         default="auto",
         help="fp32, or autocast in bf16 or fp16 (float32, bfloat16, float16 are read as those); "
-        "default: auto (AdaM in bf16 on a CPU that computes it natively, else fp32)",
+        "default: auto (bf16 on a CPU that computes it natively, else fp32)",
     )
     p.add_argument(
         "--backend",

@@ -1,11 +1,12 @@
 """The precision that ``precision="auto"`` (the default of ``vidmatte matte``) resolves to on a device.
 
-AdaM runs its network under bfloat16 autocast on a CPU that computes bfloat16 natively (AVX512-BF16 or
-AMX): about 1.3x faster at 512x288 with held-out accuracy within 2% of float32 (README, Speed). Its
-guided filter and full-resolution resize stay float32 whatever the precision
-(:class:`~vidmatte.models.adam.guided_filter.DeepGuidedFilter`). Without native support the CPU
-emulates bfloat16, several times slower than float32, so ``auto`` is float32 there, on GPUs and for
-MSG-VIM, whose accuracy in bfloat16 has not been checked.
+Both networks run under bfloat16 autocast on a CPU that computes bfloat16 natively (AVX512-BF16 or AMX),
+each with held-out accuracy within 2% of float32 (README, Speed): AdaM about 1.3x faster at 512x288, its
+guided filter and full-resolution resize staying float32 whatever the precision
+(:class:`~vidmatte.models.adam.guided_filter.DeepGuidedFilter`); MSG-VIM about 1.9x faster at 512x288,
+its alphas made and refined in float32 from the network's logits
+(:class:`~vidmatte.models.msgvim.decoder.MsgVimDecoder`). Without native support the CPU emulates
+bfloat16, several times slower than float32, so ``auto`` is float32 there, and on GPUs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from vidmatte.models.precision import Precision
 # torch.cpu's probes of the instruction sets that compute bfloat16 natively (private in torch 2.x:
 # a torch without one of them is taken not to have it)
 _NATIVE_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+# the models whose held-out accuracy in bfloat16 was checked (benchmarks/precision_accuracy.py, adam;
+# benchmarks/msgvim_precision.py, msgvim)
+_CHECKED_IN_BF16 = frozenset({"adam", "msgvim"})
 
 
 def cpu_has_native_bf16() -> bool:
@@ -32,8 +36,8 @@ def auto_precision(model: str, device: torch.device) -> Precision:
         device: where the network runs.
 
     Returns:
-        ``"bf16"`` for AdaM on a CPU with native bfloat16, else ``"fp32"``.
+        ``"bf16"`` for either model on a CPU with native bfloat16, else ``"fp32"``.
     """
-    if model == "adam" and device.type == "cpu" and cpu_has_native_bf16():
+    if model in _CHECKED_IN_BF16 and device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"

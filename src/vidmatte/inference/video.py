@@ -150,7 +150,7 @@ def matte_video(
         chunk: frames per MSG-VIM chunk (default 10) or per bi-directional AdaM window (default 50).
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see :mod:`vidmatte.models.precision`),
-            or ``"auto"``: AdaM in bf16 on a CPU that computes it natively, else fp32
+            or ``"auto"``: bf16 on a CPU that computes it natively, else fp32
             (:func:`~vidmatte.inference.precision.auto_precision`).
         backend: the runtime (one of :data:`vidmatte.inference.engine.BACKENDS`).
         lossless: exact alpha in ``.mp4`` and ``.webm`` outputs too (``mkv`` and ``png`` always are).

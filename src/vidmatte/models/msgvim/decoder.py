@@ -186,8 +186,12 @@ class MsgVimDecoder(nn.Module):
             x = block(x)
         x = self.to_full(x + half) + full
         size = full.shape[2:]
+        # the logits leave autocast's low precision before the upsampling and tanh: in bfloat16, tanh
+        # rounds alphas near 0 and 1 to steps of 1/512, which moves them across the refinement's 1/255
+        # thresholds (and the alphas come out float32, as MsgVimOutput says)
+        os1, os4, os8 = (logits.float() for logits in (self.head_os1(x), os4, os8))
         return MsgVimDecoderOutput(
-            alpha_os1=to_alpha(self.head_os1(x)),
+            alpha_os1=to_alpha(os1),
             alpha_os4=to_alpha(F.interpolate(os4, size=size, mode="bilinear", align_corners=False)),
             alpha_os8=to_alpha(F.interpolate(os8, size=size, mode="bilinear", align_corners=False)),
             state=state,
