@@ -6,7 +6,8 @@ Usage::
         --adam runs/adam-synthetic/checkpoints/step-00000900.safetensors \\
         --msgvim runs/msgvim-synthetic/checkpoints/step-00000800.safetensors
 
-Writes ``src/vidmatte/weights/{adam,msgvim}-default.safetensors``: in fp16 when that keeps the alphas
+Writes ``src/vidmatte/weights/{adam-default,adam-fast,msgvim-default}.safetensors`` (``--adam-fast``: an
+``adam-fast`` checkpoint): in fp16 when that keeps the alphas
 within ``--tolerance`` 8-bit levels on average of the fp32 checkpoint's on a held-out synthetic clip (a seed
 never used in training), else in fp32. Prints the file size and the difference measured.
 """
@@ -60,6 +61,7 @@ def export(name: str, checkpoint: Path, run, tolerance: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adam", type=Path, help="AdaM checkpoint (adam-mnv2)")
+    parser.add_argument("--adam-fast", type=Path, help="AdaM checkpoint (adam-fast)")
     parser.add_argument("--msgvim", type=Path, help="MSG-VIM checkpoint (msgvim-small)")
     parser.add_argument("--tolerance", type=float, default=0.1, help="mean 8-bit levels fp16 may change")
     args = parser.parse_args()
@@ -67,6 +69,8 @@ def main() -> None:
     frames = (clip.com * 255 + 0.5).astype(np.uint8)
     if args.adam:
         export("adam-default", args.adam, lambda model: adam_alphas(model, frames), args.tolerance)
+    if args.adam_fast:
+        export("adam-fast", args.adam_fast, lambda model: adam_alphas(model, frames), args.tolerance)
     if args.msgvim:
         export("msgvim-default", args.msgvim, lambda m: msgvim_alphas(m, frames, clip.alphas), args.tolerance)
 

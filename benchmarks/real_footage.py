@@ -1,6 +1,6 @@
 """How the default weights matte real people: agreement with the person tracks on real clips, and figures.
 
-Usage: ``python benchmarks/real_footage.py [--adam adam-default] [--msgvim msgvim-default] [--frames 60]
+Usage: ``python benchmarks/real_footage.py [--adam adam-fast] [--msgvim msgvim-default] [--frames 60]
 [--msgvim-frames 10] [--downsample-ratio R] [--cache DIR] [--json docs/real_footage.json] [--figures docs]``
 
 Clips: OpenCV's ``vtest.avi`` (pedestrians seen from above, from frame 100) and ``Megamind.avi``
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vidmatte.inference.engine import DEFAULT_WEIGHTS
 from vidmatte.io.jsonfile import write_json
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -136,7 +137,7 @@ def sheet(rows: list[list[np.ndarray]], path: Path, width: int = 320) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adam", default="adam-default")
+    parser.add_argument("--adam", default=DEFAULT_WEIGHTS["adam"])
     parser.add_argument("--msgvim", default="msgvim-default")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--msgvim-frames", type=int, default=10)

@@ -36,6 +36,7 @@ from vidmatte import load_model
 from vidmatte.data.synthetic.clips import ClipSpec
 from vidmatte.data.synthetic.folders import write_synthetic_set
 from vidmatte.inference.adam import AdamSession, as_frame, matte_bidirectional
+from vidmatte.inference.engine import DEFAULT_WEIGHTS
 from vidmatte.inference.msgvim import CHUNK_SIZE, ChunkMatter, MsgVimSession
 from vidmatte.inference.vim50 import GuidanceAsAlpha, matte_videos
 from vidmatte.io.frames import list_frames, read_alpha, read_rgb_u8, to_u8, write_image
@@ -230,7 +231,7 @@ def main() -> None:
     parser.add_argument("--vm-clips", type=int, default=6)
     parser.add_argument("--vim-clips", type=int, default=6)
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--adam", default="adam-default", help="weights name or file")
+    parser.add_argument("--adam", default=DEFAULT_WEIGHTS["adam"], help="weights name or file")
     parser.add_argument("--msgvim", default="msgvim-default", help="weights name or file")
     args = parser.parse_args()
     vm, vim, pred = args.out / "vm", args.out / "vim", args.out / "pred"

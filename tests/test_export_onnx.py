@@ -75,6 +75,17 @@ def test_msgvim_step_matches_pytorch_at_sizes_not_exported(msgvim, msgvim_onnx, 
 
 @pytest.mark.parametrize(("ratio", "with_mask"), [(None, False), (0.5, True)])
 def test_adam_onnx_session_equals_the_torch_session(adam, adam_onnx, ratio, with_mask):
+    assert_sessions_equal(adam, adam_onnx, ratio, with_mask)
+
+
+def test_a_pooled_memory_exports_and_runs_like_torch():
+    torch.manual_seed(2)
+    pooled = build_model("adam-tiny", memory_pool=2).eval()  # 45x70 frames: 3x5 tokens, pooled to 2x3
+    assert_sessions_equal(pooled, export.export_bytes(pooled), None, True)
+
+
+def assert_sessions_equal(adam, adam_onnx: bytes, ratio: float | None, with_mask: bool) -> None:
+    """An AdaM session on the exported graph mattes 7 frames as the torch session does."""
     generator = torch.Generator().manual_seed(3)
     clip = torch.rand(7, 3, 45, 70, generator=generator)
     mask = (torch.rand(45, 70, generator=generator) > 0.5).numpy() if with_mask else None

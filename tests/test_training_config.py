@@ -38,7 +38,8 @@ def test_every_registered_name_builds_its_network(name):
 
 
 def test_an_unknown_model_name_is_a_one_line_error():
-    with pytest.raises(VidmatteError, match=r"^unknown model 'rvm'; known: adam-mnv2, adam-mnv2-mask-only, "):
+    known = r"^unknown model 'rvm'; known: adam-fast, adam-mnv2, adam-mnv2-mask-only, "
+    with pytest.raises(VidmatteError, match=known):
         build_model("rvm")
 
 

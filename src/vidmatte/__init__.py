@@ -17,7 +17,7 @@ def build_model(name: str, **overrides):
 
 
 def load_model(name_or_path: str, model: str | None = None, device: str = "cpu"):
-    """Load trained weights: ``adam-default``, ``msgvim-default`` or a weights file (see
+    """Load trained weights: ``adam-fast``, ``adam-default``, ``msgvim-default`` or a weights file (see
     :func:`vidmatte.models.loading.load_model`)."""
     from vidmatte.models.loading import load_model as _load
 

@@ -407,7 +407,8 @@ def _add_matte(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=MODELS, default="adam", help="default: adam")
     p.add_argument(
         "--checkpoint",
-        help="weights file (default: the shipped adam-default or msgvim-default weights); with "
+        help="weights file or default name (default: the shipped adam-fast or msgvim-default weights; "
+        "adam-default is the paper configuration); with "
         "--backend onnxruntime also a file of `vidmatte export onnx`",
     )
     p.add_argument(
@@ -593,7 +594,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="matte a synthetic multi-person clip with both default models and score them",
         description="Generate a short synthetic clip of 2-3 people with exact ground truth and simulated "
-        "segmenter masks, matte it with AdaM (adam-default) and MSG-VIM (msgvim-default), and write the "
+        "segmenter masks, matte it with AdaM (adam-fast) and MSG-VIM (msgvim-default), and write the "
         "outputs, a side-by-side preview video and metrics.json under OUT; print the alpha metrics "
         "(AdaM) and VIMQ (MSG-VIM) against the ground truth.",
     )
@@ -801,7 +802,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file (.onnx)")
     p.add_argument(
         "--checkpoint",
-        help="weights file or default name (default: the shipped adam-default / msgvim-default)",
+        help="weights file or default name (default: the shipped adam-fast / msgvim-default)",
     )
     p.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default: 17)")
     p.set_defaults(run=_run_export)

@@ -93,7 +93,7 @@ def run_demo(
     seed: int = 0,
     progress: bool | None = None,
 ) -> DemoResult:
-    """Generate a clip, matte it with ``adam-default`` and ``msgvim-default``, score and preview it.
+    """Generate a clip, matte it with ``adam-fast`` and ``msgvim-default``, score and preview it.
 
     Args:
         out: output folder (its demo sub-folders are replaced; anything else in it is left alone).

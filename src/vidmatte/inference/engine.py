@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # the session modules import torch, which an engine of anothe
 
 ModelKind = Literal["adam", "msgvim"]
 MODELS: tuple[ModelKind, ...] = get_args(ModelKind)
-DEFAULT_WEIGHTS = {"adam": "adam-default", "msgvim": "msgvim-default"}
+# AdaM's default is adam-fast: the paper's network with a pooled memory and a narrower decoder, as fast as
+# RVM's on a CPU and at least as accurate as adam-default on the held-out set (src/vidmatte/weights/README.md)
+DEFAULT_WEIGHTS = {"adam": "adam-fast", "msgvim": "msgvim-default"}
 # the runtimes of load_engine, each imported only when chosen
 Backend = Literal["torch", "onnxruntime"]
 BACKENDS: tuple[Backend, ...] = get_args(Backend)

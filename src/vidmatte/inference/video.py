@@ -127,7 +127,7 @@ def matte_video(
         out: output folder (layout in :mod:`vidmatte.inference.outputs`), or for a single AdaM output a
             video file (``.mp4``, ``.mov``, ``.webm``, ``.mkv``; its suffix gives the format).
         model: ``"adam"`` or ``"msgvim"``.
-        checkpoint: weights file; default the shipped ``adam-default`` / ``msgvim-default``.
+        checkpoint: weights file or default name; default the shipped ``adam-fast`` / ``msgvim-default``.
         masks: MSG-VIM's guidance: a YouTube-VIS result JSON (tracks of one video), or a folder
             ``<masks>/<instance>/<frame>.png`` (binarised at >= 128) whose frames are named like the
             input folder's frames, or for a video input by frame index (``0.png`` or ``000000.png``,

@@ -24,6 +24,7 @@ MODEL_KEY = "model"  # safetensors metadata key naming the registry configuratio
 # name -> (file in a weights folder, registry configuration)
 DEFAULT_WEIGHTS: dict[str, tuple[str, str]] = {
     "adam-default": ("adam-default.safetensors", "adam-mnv2"),
+    "adam-fast": ("adam-fast.safetensors", "adam-fast"),
     "msgvim-default": ("msgvim-default.safetensors", "msgvim-small"),
 }
 # Inside the package (package data), so that an installed wheel carries them as a source checkout does.

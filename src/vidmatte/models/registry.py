@@ -18,6 +18,7 @@ ModelName = Literal[
     "adam-mnv2-w15",
     "adam-mnv2-mask-only",
     "adam-mnv2-no-first-output",
+    "adam-fast",
     "adam-small",
     "adam-tiny",
     "msgvim-r34",
@@ -49,6 +50,8 @@ def build_model(name: str, **overrides) -> nn.Module:
             from vidmatte.models.adam.factory import adam_mnv2_mask_only as factory
         case "adam-mnv2-no-first-output":
             from vidmatte.models.adam.factory import adam_mnv2_no_first_output as factory
+        case "adam-fast":
+            from vidmatte.models.adam.factory import adam_fast as factory
         case "adam-small":
             from vidmatte.models.adam.factory import adam_small as factory
         case "adam-tiny":

@@ -92,6 +92,9 @@ class AdamModel(nn.Module):
         decoder: :class:`AdamDecoder`.
         refiner: :class:`DeepGuidedFilter` used when frames are downsampled.
         memory_capacity: short-term memory size ``N`` of the banks this model starts.
+        memory_pool: each memory entry keeps the mean key and value of every ``memory_pool`` x
+            ``memory_pool`` tokens (decision, for speed: 2 reads a quarter of the keys; 1, the paper's,
+            keeps every token). The frame's own keys, attended beside the memory, stay whole.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class AdamModel(nn.Module):
         decoder: AdamDecoder,
         refiner: DeepGuidedFilter,
         memory_capacity: int = DEFAULT_CAPACITY,
+        memory_pool: int = 1,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -112,6 +116,9 @@ class AdamModel(nn.Module):
         self.decoder = decoder
         self.refiner = refiner
         self.memory_capacity = memory_capacity
+        if memory_pool < 1:
+            raise ValueError(f"memory_pool must be >= 1, got {memory_pool}")
+        self.memory_pool = memory_pool
 
     # ------------------------------------------------------------------------------------ stages
     def encode(self, image: Tensor) -> EncodedFrame:
@@ -137,8 +144,19 @@ class AdamModel(nn.Module):
         return self.decoder(features, frame.skips, image)
 
     def encode_memory(self, frame: EncodedFrame, foreground: Tensor) -> MemoryEntry:
-        """Stage 4: the frame's memory entry, its values embedded with ``(B, L)`` foreground probabilities."""
-        return MemoryEntry(frame.key, self.embedding(frame.value, foreground))
+        """Stage 4: the frame's memory entry, its values embedded with ``(B, L)`` foreground probabilities
+        and, with ``memory_pool`` > 1, pooled over the token grid (a window cut by the grid's edge
+        averages the tokens it holds)."""
+        entry = MemoryEntry(frame.key, self.embedding(frame.value, foreground))
+        if self.memory_pool == 1:
+            return entry
+        return MemoryEntry(*(self._pool(x, frame.grid) for x in entry))
+
+    def _pool(self, tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+        """``(B, h * w, dim)`` -> ``(B, ceil(h / p) * ceil(w / p), dim)`` means of ``p x p`` tokens."""
+        plane = tokens.transpose(1, 2).unflatten(2, grid)
+        pooled = F.avg_pool2d(plane, self.memory_pool, ceil_mode=True, count_include_pad=False)
+        return pooled.flatten(2).transpose(1, 2)
 
     def empty_memory(self) -> MemoryBank:
         """A bank with this model's short-term capacity and no entry."""
