@@ -1,10 +1,13 @@
-"""adam-fast's parts: memory entries pooled over the token grid, a decoder narrowed from a wider one."""
+"""adam-fast's parts: memory entries pooled over the token grid, a decoder narrowed from a wider one,
+weights averaged over runs."""
 
 import pytest
 import torch
 
+from vidmatte import load_model
 from vidmatte.models.adam.factory import adam_tiny
 from vidmatte.models.adam.model import EncodedFrame
+from vidmatte.models.loading import save_weights
 from vidmatte.training.narrow import BLOCKS, narrow_adam
 
 
@@ -84,3 +87,34 @@ def test_narrowing_refuses_a_wider_decoder_or_another_encoder():
         narrow_adam(adam_tiny(decoder_channels=(32, 16, 8, 8)), adam_tiny(), frames)
     with pytest.raises(ValueError, match="encoder"):
         narrow_adam(adam_tiny(), adam_tiny(width_mult=0.5), frames)
+
+
+def test_averaged_weights_are_the_weighted_mean_and_mixed_networks_are_refused(tmp_path, monkeypatch, capsys):
+    from scripts import average_weights
+
+    torch.manual_seed(0)
+    first, second = adam_tiny(), adam_tiny()
+    save_weights(first, tmp_path / "a.safetensors", "adam-tiny")
+    save_weights(second, tmp_path / "b.safetensors", "adam-tiny")
+    out = tmp_path / "soup.safetensors"
+    argv = [
+        "average_weights.py",
+        str(out),
+        f"{tmp_path / 'a.safetensors'}:0.75",
+        f"{tmp_path / 'b.safetensors'}:0.25",
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    average_weights.main()
+    soup = load_model(out)
+    for key, tensor in soup.state_dict().items():
+        a, b = first.state_dict()[key], second.state_dict()[key]
+        expected = 0.75 * a + 0.25 * b if tensor.is_floating_point() else a
+        torch.testing.assert_close(tensor, expected)
+    save_weights(
+        adam_tiny(memory_pool=2, decoder_channels=(24, 12, 8, 4)), tmp_path / "c.safetensors", "adam-fast"
+    )
+    for shares, message in [(("0.5", "0.25"), "add up to 0.75"), (("0.5", "0.5"), "different or unnamed")]:
+        inputs = [f"{tmp_path / 'a.safetensors'}:{shares[0]}", f"{tmp_path / 'c.safetensors'}:{shares[1]}"]
+        monkeypatch.setattr("sys.argv", ["average_weights.py", str(out), *inputs])
+        with pytest.raises(SystemExit, match=message):
+            average_weights.main()
