@@ -18,9 +18,6 @@ from vidmatte.models.precision import Precision
 # torch.cpu's probes of the instruction sets that compute bfloat16 natively (private in torch 2.x:
 # a torch without one of them is taken not to have it)
 _NATIVE_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-# the models whose held-out accuracy in bfloat16 was checked (benchmarks/precision_accuracy.py, adam;
-# benchmarks/msgvim_precision.py, msgvim)
-_CHECKED_IN_BF16 = frozenset({"adam", "msgvim"})
 
 
 def cpu_has_native_bf16() -> bool:
@@ -28,16 +25,17 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in _NATIVE_BF16_PROBES)
 
 
-def auto_precision(model: str, device: torch.device) -> Precision:
-    """The :data:`~vidmatte.models.precision.Precision` that ``"auto"`` means.
+def auto_precision(device: torch.device) -> Precision:
+    """The :data:`~vidmatte.models.precision.Precision` that ``"auto"`` means for either network, whose
+    held-out accuracy in bfloat16 was checked (``benchmarks/precision_accuracy.py``,
+    ``benchmarks/msgvim_precision.py``).
 
     Args:
-        model: ``"adam"`` or ``"msgvim"``.
         device: where the network runs.
 
     Returns:
-        ``"bf16"`` for either model on a CPU with native bfloat16, else ``"fp32"``.
+        ``"bf16"`` on a CPU with native bfloat16, else ``"fp32"``.
     """
-    if model in _CHECKED_IN_BF16 and device.type == "cpu" and cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"

@@ -164,5 +164,5 @@ def load_torch_engine(settings: EngineSettings) -> TorchEngine:
     """
     device = torch.device(settings.device)
     if settings.precision == "auto":
-        settings = replace(settings, precision=auto_precision(settings.model, device))
+        settings = replace(settings, precision=auto_precision(device))
     return TorchEngine(settings, prepare_network(load_network(settings)), device)
