@@ -49,6 +49,11 @@ def _mean_abs_activations(model: AdamModel, frames: Tensor) -> dict[str, Tensor]
     return sums
 
 
+def _heads(decoder: AdamDecoder) -> list[nn.Conv2d]:
+    """The first output block's heads that the decoder has (they read the 1/8 block's output)."""
+    return [head for head in (decoder.mask_head, decoder.coarse_head) if head is not None]
+
+
 def _readers(decoder: AdamDecoder, name: str) -> list[Tensor]:
     """The weights that read block ``name``'s output channels, sliced to those channels."""
     index = BLOCKS.index(name)
@@ -58,8 +63,13 @@ def _readers(decoder: AdamDecoder, name: str) -> list[Tensor]:
     else:
         readers = [decoder.refine[0][0].weight[:, :width]]
     if name == "up8":
-        readers += [head.weight for head in (decoder.mask_head, decoder.coarse_head) if head is not None]
+        readers += [head.weight for head in _heads(decoder)]
     return readers
+
+
+def _input_norms(weights: list[Tensor]) -> Tensor:
+    """The norm of each input channel's weights across ``(out, in, kh, kw)`` convolution ``weights``."""
+    return sum(w.float().square().sum((0, 2, 3)) for w in weights).sqrt()
 
 
 def _keep(importance: Tensor, width: int) -> Tensor:
@@ -115,16 +125,13 @@ def narrow_adam(wide: AdamModel, narrow: AdamModel, frames: Tensor) -> None:
         width = small.conv.out_channels
         if width > large.conv.out_channels:
             raise ValueError(f"decoder.{name} is wider ({width}) than the wide model's")
-        inner_reading = large.conv.weight.float().flatten(2).norm(dim=(0, 2))
-        inner = _keep(activations[f"{name}.fuse"] * inner_reading, width)
-        reading = sum(w.float().flatten(2).square().sum((0, 2)) for w in _readers(wide.decoder, name)).sqrt()
-        outer = _keep(activations[name] * reading, width)
+        inner = _keep(activations[f"{name}.fuse"] * _input_norms([large.conv.weight]), width)
+        outer = _keep(activations[name] * _input_norms(_readers(wide.decoder, name)), width)
         skip = large.fuse[0].in_channels - wide_width
         _copy_block(small, large, torch.cat([previous, wide_width + torch.arange(skip)]), inner, outer)
         if name == "up8":
-            for head in ("mask_head", "coarse_head"):
-                if getattr(narrow.decoder, head) is not None:
-                    getattr(narrow.decoder, head).weight.copy_(getattr(wide.decoder, head).weight[:, outer])
+            for small_head, large_head in zip(_heads(narrow.decoder), _heads(wide.decoder), strict=True):
+                small_head.weight.copy_(large_head.weight[:, outer])
         previous, wide_width = outer, large.conv.out_channels
     refine = wide.decoder.refine[0][0].weight
     columns = torch.cat([previous, wide_width + torch.arange(refine.shape[1] - wide_width)])
