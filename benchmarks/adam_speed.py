@@ -1,6 +1,6 @@
 """Speed and memory of AdaM's online inference on CPU, beside RVM's network in the same run.
 
-Usage (from the repository root): ``python -m benchmarks.adam_speed [--model adam-mnv2]
+Usage (from the repository root): ``python -m benchmarks.adam_speed [--model adam-fast]
 [--sizes 512x288 1920x1080] [--precisions fp32 bf16] [--frames 40] [--memory-frames 300] [--threads N]
 [--nchw] [--compile] [--stages] [--profile]``
 
@@ -12,7 +12,8 @@ network (``peers/rvm.py``, random weights) at its advised downsample ratio (1 at
 one frame each per round (``--frames`` rounds); each time is the median over rounds, the ratio the
 median of the rounds' ratios with its quartiles (the noise of the run). Multiply-accumulates per frame
 (``macs.py``, attention included) are printed beside each. The defaults are what ``vidmatte matte``
-runs: PyTorch, float32, channels-last.
+runs: the default weights' network (``adam-fast``), PyTorch, the precision ``auto`` resolves to on this CPU
+(bf16 where it is native), channels-last.
 
 ``--stages`` splits a frame's time into encode / read memory / decode / guided filter; ``--profile``
 prints the operators that take the most time. The peak resident memory of a ``--memory-frames`` clip
@@ -44,6 +45,7 @@ from benchmarks.macs import MacCounter
 from benchmarks.peers.rvm import RecurrentState, RobustVideoMatting
 from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession, autocast
+from vidmatte.inference.precision import auto_precision
 from vidmatte.inference.torch_engine import prepare_network
 from vidmatte.models.adam.geometry import FrameGeometry
 
@@ -208,9 +210,11 @@ def peak_memory_child(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="adam-mnv2")
+    parser.add_argument("--model", default="adam-fast")
     parser.add_argument("--sizes", nargs="+", default=["512x288", "1920x1080"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--precisions", nargs="+", default=[auto_precision(torch.device("cpu"))], choices=["fp32", "bf16"]
+    )
     parser.add_argument("--frames", type=int, default=40, help="rounds (timed frames of each contender)")
     parser.add_argument("--memory-frames", type=int, default=300, help="clip for peak memory (0: skip)")
     parser.add_argument("--nchw", action="store_true", help="contiguous weights and frames, not NHWC")
