@@ -2,13 +2,19 @@
 
 Usage (from the repository root): ``python -m benchmarks.adam_speed [--model adam-fast]
 [--sizes 512x288 1920x1080] [--precisions fp32 bf16] [--frames 40] [--memory-frames 300] [--threads N]
-[--nchw] [--compile] [--stages] [--profile]``
+[--nchw] [--compile] [--stages] [--profile] [--peer-prepared]``
 
 For each frame size and precision it reports the milliseconds per frame of
 :meth:`AdamSession.step` (frames of 1920x1080 go through the automatic downsampling to 512x288 and
 the guided filter), after a warm-up that fills the memory, as a ratio to the peer: RVM's published
 network (``peers/rvm.py``, random weights) at its advised downsample ratio (1 at 512x288, 0.25 at
-1920x1080, with its guided filter), same precision, layout and threads. The two are timed in turns,
+1920x1080, with its guided filter written with PyTorch's operators as published), same precision,
+layout and threads. Both get frames as the video reader hands them over, ``(H, W, 3)`` uint8: AdaM's
+session takes them as they are (resized as uint8, read in place by the guided filter's kernel), the
+peer makes them float first as RVM's inference does. AdaM's network is prepared as the engine prepares
+it (``prepare_network``: BatchNorms folded into the convolutions), the peer runs as published;
+``--peer-prepared`` gives the peer the same preparation and vidmatte's guided filter kernel, so that the
+ratio compares the networks alone. The two are timed in turns,
 one frame each per round (``--frames`` rounds); each time is the median over rounds, the ratio the
 median of the rounds' ratios with its quartiles (the noise of the run). Multiply-accumulates per frame
 (``macs.py``, attention included) are printed beside each. The defaults are what ``vidmatte matte``
@@ -19,10 +25,10 @@ runs: the default weights' network (``adam-fast``), PyTorch, the precision ``aut
 prints the operators that take the most time. The peak resident memory of a ``--memory-frames`` clip
 is measured in a fresh process, with the resident size after 10 frames beside it to show that memory
 does not grow with the clip. Frames are random: the cost does not depend on their content. Weights
-and frames are channels-last (NHWC), as the engine prepares them (``prepare_network``) by default;
-``--nchw`` measures the contiguous layout. ``--compile`` measures a network prepared with ``compile=True``
-(``torch.compile`` of AdaM's encoder and decoder; the peer stays eager) and prints the largest alpha
-difference from the eager model on a few frames.
+(and the peer's frames) are channels-last (NHWC), as the engine prepares them (``prepare_network``) by
+default; ``--nchw`` measures the contiguous layout. ``--compile`` measures a network prepared with
+``compile=True`` (``torch.compile`` of AdaM's encoder and decoder; the peer stays eager) and prints the
+largest alpha difference from the eager model on a few frames.
 """
 
 from __future__ import annotations
@@ -38,15 +44,16 @@ import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from benchmarks.interleave import Ratio, interleaved_ms
 from benchmarks.macs import MacCounter
 from benchmarks.peers.rvm import RecurrentState, RobustVideoMatting
 from vidmatte import build_model
-from vidmatte.inference.adam import AdamSession, autocast
+from vidmatte.inference.adam import AdamSession, as_frame, autocast
 from vidmatte.inference.precision import auto_precision
-from vidmatte.inference.torch_engine import prepare_network
+from vidmatte.inference.torch_engine import fold_batch_norms, prepare_network
 from vidmatte.models.adam.geometry import FrameGeometry
 
 WARMUP_FRAMES = 6  # fills the long-term entry and N = 4 short-term entries, plus one
@@ -68,18 +75,18 @@ def peer_downsample_ratio(width: int, height: int) -> float:
     return PEER_RATIOS.get((width, height), min(1.0, 512 / max(width, height)))
 
 
-def random_frames(count: int, width: int, height: int, channels_last: bool = False) -> list[torch.Tensor]:
+def random_frames(count: int, width: int, height: int) -> list[np.ndarray]:
+    """``count`` random ``(height, width, 3)`` uint8 frames, as the video reader hands them over."""
     generator = torch.Generator().manual_seed(0)
-    layout = MEMORY_FORMAT[channels_last]
     return [
-        torch.rand(1, 3, height, width, generator=generator).contiguous(memory_format=layout)
+        torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=generator).numpy()
         for _ in range(count)
     ]
 
 
 def adam_stepper(model, width: int, height: int, precision: str, channels_last: bool) -> Callable[[], object]:
     """One frame of a session's ``step`` per call, after ``WARMUP_FRAMES`` that fill its memory."""
-    clip = random_frames(4, width, height, channels_last)
+    clip = random_frames(4, width, height)
     session = AdamSession(model, precision=precision, channels_last=channels_last)
     for t in range(WARMUP_FRAMES):
         session.step(clip[t % len(clip)])
@@ -90,18 +97,23 @@ def adam_stepper(model, width: int, height: int, precision: str, channels_last: 
 def peer_stepper(
     peer: RobustVideoMatting, width: int, height: int, precision: str, channels_last: bool
 ) -> Callable[[], object]:
-    """One frame of the peer per call at its ratio for the size (recurrent state carried), after a warm-up."""
+    """One frame of the peer per call at its ratio for the size (recurrent state carried), after a warm-up.
+
+    Each uint8 frame is made a float tensor in [0, 1] first, as RVM's published inference does.
+    """
     ratio = peer_downsample_ratio(width, height)
-    clip = random_frames(4, width, height, channels_last)
-    peer.eval().to(memory_format=MEMORY_FORMAT[channels_last])
+    clip = random_frames(4, width, height)
+    layout = MEMORY_FORMAT[channels_last]
+    peer.eval().to(memory_format=layout)
     state = RecurrentState()
     count = itertools.count()
 
     @torch.inference_mode()
     def step() -> None:
         nonlocal state
+        frame = torch.from_numpy(clip[next(count) % len(clip)]).permute(2, 0, 1)[None]
         with autocast(torch.device("cpu"), precision):
-            *_, state = peer(clip[next(count) % len(clip)], state, ratio)
+            *_, state = peer(frame.float().div(255).contiguous(memory_format=layout), state, ratio)
 
     for _ in range(WARMUP_FRAMES):
         step()
@@ -129,7 +141,7 @@ def stage_seconds(
 ) -> dict[str, float]:
     """Mean seconds per frame of each stage, with a full memory (1 + N entries)."""
     geometry = FrameGeometry.for_size(height, width)
-    frame = random_frames(1, width, height, channels_last)[0]
+    frame = as_frame(random_frames(1, width, height)[0])
     times = {"resize+pad": 0.0, "encode": 0.0, "read_memory": 0.0, "decode": 0.0, "guided_filter": 0.0}
     with autocast(torch.device("cpu"), precision):
         image = geometry.pad(geometry.downsample(frame))
@@ -164,7 +176,7 @@ def stage_seconds(
 
 
 def profile(model, width: int, height: int, precision: str, frames: int, channels_last: bool) -> str:
-    clip = random_frames(2, width, height, channels_last)
+    clip = random_frames(2, width, height)
     session = AdamSession(model, precision=precision, channels_last=channels_last)
     for t in range(WARMUP_FRAMES):
         session.step(clip[t % 2])
@@ -189,11 +201,10 @@ def peak_memory_child(
     torch.manual_seed(0)
     model = prepare_network(build_model(model_name), channels_last)
     session = AdamSession(model, precision=precision, channels_last=channels_last)
-    generator = torch.Generator().manual_seed(0)
+    frame = random_frames(1, width, height)[0]
     after_10 = 0
     for t in range(frames):
-        frame = torch.rand(1, 3, height, width, generator=generator)
-        session.step(frame.contiguous(memory_format=MEMORY_FORMAT[channels_last]))
+        session.step(frame)
         if t == 9:
             after_10 = resident_kib("VmRSS")
     print(
@@ -221,6 +232,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="prepare_network(compile=True)")
     parser.add_argument("--stages", action="store_true", help="time each stage")
     parser.add_argument("--profile", action="store_true", help="print the most expensive operators")
+    parser.add_argument(
+        "--peer-prepared",
+        action="store_true",
+        help="prepare the peer as vidmatte prepares AdaM (folded BatchNorms, the guided filter's kernel)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--peak-child", nargs=3, metavar=("SIZE", "PREC", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -237,6 +253,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = prepare_network(build_model(args.model), channels_last)
     peer = RobustVideoMatting()
+    peer.refiner.fused = args.peer_prepared
+    if args.peer_prepared:
+        fold_batch_norms(peer)
     reference = copy.deepcopy(model) if args.compile else None
     if args.compile:
         prepare_network(model, channels_last, compile=True)

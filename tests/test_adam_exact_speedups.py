@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession
-from vidmatte.inference.torch_engine import prepare_network
+from vidmatte.inference.torch_engine import fold_batch_norms, prepare_network
 from vidmatte.models.adam.decoder import conv_of_parts
 from vidmatte.models.adam.guided_filter import DeepGuidedFilter, box_filter, guide
+from vidmatte.models.loading import save_weights
 
 TOLERANCE = 1e-5
 
@@ -96,10 +97,11 @@ def plain_guided_filter(refiner, image, low_image, low_foreground, low_alpha, lo
     return out[:, :3], out[:, 3:]
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @torch.inference_mode()
-def test_the_guided_filter_keeps_its_outputs_runs_planar_and_in_float32_under_autocast() -> None:
+def test_the_guided_filter_keeps_its_outputs_and_runs_in_float32_under_autocast(fused: bool) -> None:
     torch.manual_seed(0)
-    refiner = DeepGuidedFilter(8, 8).eval()
+    refiner = DeepGuidedFilter(8, 8, fused=fused).eval()
     randomise_batch_norms(refiner)
     generator = torch.Generator().manual_seed(2)
     image = torch.rand(2, 3, 75, 101, generator=generator)
@@ -112,8 +114,41 @@ def test_the_guided_filter_keeps_its_outputs_runs_planar_and_in_float32_under_au
         under_autocast = refiner(*nhwc)
     for got, autocast_got, want in zip(result, under_autocast, expected, strict=True):
         torch.testing.assert_close(got, want, atol=TOLERANCE, rtol=0)
-        assert got.is_contiguous() and autocast_got.dtype == torch.float32
+        assert autocast_got.dtype == torch.float32
         torch.testing.assert_close(autocast_got, got, atol=0, rtol=0)
+    # PyTorch's operators run on planes; the kernel writes the foreground channels-last, as writers take it
+    layout = torch.channels_last if fused else torch.contiguous_format
+    assert result[0].is_contiguous(memory_format=layout) and result[1].is_contiguous()
+
+
+@pytest.mark.parametrize(("height", "width", "threads"), [(75, 101, 1), (61, 40, 3), (1, 7, 2)])
+@torch.inference_mode()
+def test_the_guided_filter_kernel_reads_uint8_frames_as_pytorch_reads_them_in_float(
+    height: int, width: int, threads: int
+) -> None:
+    torch.manual_seed(0)
+    refiner = DeepGuidedFilter(8, 8).eval()
+    randomise_batch_norms(refiner)
+    generator = torch.Generator().manual_seed(3)
+    frame = torch.randint(0, 256, (2, height, width, 3), dtype=torch.uint8, generator=generator)
+    low = [torch.rand(2, c, (height + 1) // 2, (width + 2) // 3, generator=generator) for c in (3, 3, 1, 8)]
+    expected = plain_guided_filter(refiner, frame.permute(0, 3, 1, 2).float() / 255, *low)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)  # rows split over this many threads
+    try:
+        got = refiner(frame.permute(0, 3, 1, 2), *low)
+    finally:
+        torch.set_num_threads(previous)
+    for tensor, want in zip(got, expected, strict=True):
+        torch.testing.assert_close(tensor, want, atol=TOLERANCE, rtol=0)
+
+
+def test_the_guided_filter_runs_pytorchs_operators_where_gradients_flow() -> None:
+    refiner = DeepGuidedFilter(8, 8)
+    low = [torch.rand(1, c, 10, 12) for c in (3, 3, 1, 8)]
+    foreground, alpha = refiner(torch.rand(1, 3, 30, 36), *low)
+    (foreground.mean() + alpha.mean()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in refiner.parameters())
 
 
 @torch.inference_mode()
@@ -129,3 +164,25 @@ def test_a_session_gives_the_same_mattes_channels_last_as_planar_for_downsampled
         got_alpha, got_foreground = nhwc.step(frame.contiguous(memory_format=torch.channels_last))
         torch.testing.assert_close(got_alpha, alpha, atol=TOLERANCE, rtol=0)
         torch.testing.assert_close(got_foreground, foreground, atol=TOLERANCE, rtol=0)
+
+
+@torch.inference_mode()
+def test_folded_batch_norms_keep_both_networks_outputs_and_their_weights_are_not_saved(tmp_path) -> None:
+    torch.manual_seed(0)
+    adam, msgvim = build_model("adam-tiny").eval(), build_model("msgvim-tiny").eval()
+    generator = torch.Generator().manual_seed(4)
+    frame = torch.rand(1, 3, 64, 96, generator=generator)
+    masks = (torch.rand(2, 1, 1, 64, 96, generator=generator) > 0.5).float()
+    for network in (adam, msgvim):
+        randomise_batch_norms(network)
+    expected = adam(frame)[0].alpha, msgvim(frame, masks[0], masks[1]).alpha
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in adam.modules())
+    assert fold_batch_norms(adam) == norms  # every AdaM BatchNorm follows a convolution in a Sequential
+    assert fold_batch_norms(msgvim) > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in adam.modules())
+    got = adam(frame)[0].alpha, msgvim(frame, masks[0], masks[1]).alpha
+    for tensor, want in zip(got, expected, strict=True):
+        torch.testing.assert_close(tensor, want, atol=TOLERANCE, rtol=0)
+    with pytest.raises(ValueError, match="folded"):
+        save_weights(adam, tmp_path / "folded.safetensors", "adam-tiny")
+    assert not (tmp_path / "folded.safetensors").exists()

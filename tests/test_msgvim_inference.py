@@ -20,7 +20,7 @@ from vidmatte.io.guidance import GuidanceSource, PngGuidance, TrackGuidance
 from vidmatte.io.masks import Track, encode_rle, write_ytvis_json
 from vidmatte.models.loading import save_weights
 from vidmatte.models.msgvim.factory import msgvim_tiny
-from vidmatte.models.msgvim.model import MsgVimOutput
+from vidmatte.models.msgvim.model import MsgVim, MsgVimOutput
 from vidmatte.models.msgvim.temporal_guidance import TemporalState
 
 H, W, FRAMES = 24, 40, 7
@@ -78,13 +78,17 @@ def test_normalised_instances_never_sum_past_255(vim: Path, tmp_path: Path):
     assert normalised_u8(alphas).sum(0, dtype=int).max() <= 255
 
 
-def _tiny_session(**kwargs) -> MsgVimSession:
+def _tiny_model() -> MsgVim:
     torch.manual_seed(0)
     model = msgvim_tiny()
     for module in model.modules():  # non-zero residual branches, so that the test can fail
         if isinstance(module, torch.nn.BatchNorm2d):
             module.weight.data.uniform_(0.5, 1.5)
-    return MsgVimSession(prepare_network(model), **kwargs)
+    return model
+
+
+def _tiny_session(**kwargs) -> MsgVimSession:
+    return MsgVimSession(prepare_network(_tiny_model()), **kwargs)
 
 
 def _run(vim: Path, out: Path, chunk: int, session: MsgVimSession) -> dict[str, np.ndarray]:
@@ -106,7 +110,7 @@ def test_carried_state_equals_one_chunk_and_instance_batches_agree(vim: Path, tm
 
 
 def test_weights_through_the_cli(vim: Path, tmp_path: Path, capsys):
-    weights = save_weights(_tiny_session().model, tmp_path / "tiny.safetensors", "msgvim-tiny")
+    weights = save_weights(_tiny_model(), tmp_path / "tiny.safetensors", "msgvim-tiny")
     out = tmp_path / "out"
     args = ["matte-vim", "--data", str(vim / "VIM50"), "--masks", str(vim / "tg_masks"), "--out", str(out)]
     assert (
@@ -115,8 +119,9 @@ def test_weights_through_the_cli(vim: Path, tmp_path: Path, capsys):
     )
     assert len(list_frames(out / "clip0" / "a")) == FRAMES
     bare = tmp_path / "bare.safetensors"
-    # records no model name; a session holds its weights channels-last, a file holds them packed
-    save_file({k: v.contiguous() for k, v in _tiny_session().model.state_dict().items()}, str(bare))
+    # records no model name; weights held channels-last (as sessions hold them) are written packed
+    channels_last = _tiny_model().to(memory_format=torch.channels_last)
+    save_file({k: v.contiguous() for k, v in channels_last.state_dict().items()}, str(bare))
     assert main([*args, "--model", "msgvim-tiny", "--weights", str(bare)]) == 0
     assert main([*args, "--model", "msgvim-small", "--weights", str(bare)]) == 2
     assert "weights do not fit MsgVim" in capsys.readouterr().err

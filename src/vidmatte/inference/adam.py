@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from vidmatte.errors import VidmatteError
-from vidmatte.models.adam.geometry import FrameGeometry
+from vidmatte.models.adam.geometry import FrameGeometry, unit_range
 from vidmatte.models.adam.memory import MemoryBank, MemoryEntry
 from vidmatte.models.adam.model import AdamModel, AdamOutput
 from vidmatte.models.precision import Precision, autocast_dtype
@@ -108,12 +108,15 @@ def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractC
 
 
 def as_frame(frame: np.ndarray | Tensor) -> Tensor:
-    """A frame as the model takes it, ``(B, 3, H, W)`` float in ``[0, 1]``.
+    """A frame as the model takes it, ``(B, 3, H, W)``.
 
-    Accepts an ``(H, W, 3)`` uint8 array or a ``(3, H, W)`` / ``(B, 3, H, W)`` float tensor in ``[0, 1]``.
+    Accepts an ``(H, W, 3)`` uint8 array, which stays uint8 in ``[0, 255]`` (a channels-last view of
+    it), or a ``(3, H, W)`` / ``(B, 3, H, W)`` float tensor in ``[0, 1]``.
     """
     if isinstance(frame, np.ndarray):
-        frame = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0
+        frame = np.ascontiguousarray(frame)
+        # decoded frames may be read-only views (Pillow's); torch.from_numpy wants writable memory
+        frame = torch.from_numpy(frame if frame.flags.writeable else frame.copy()).permute(2, 0, 1)
     return frame.unsqueeze(0) if frame.dim() == 3 else frame
 
 
@@ -184,20 +187,26 @@ class AdamSession:
         Returns:
             ``(alpha, foreground)``: ``(B, 1, H, W)`` and ``(B, 3, H, W)`` float32 in ``[0, 1]``.
         """
-        image = as_frame(frame).to(self.device)
-        # a frame to downsample is made planar (NCHW): the resize and the guided filter, memory-bound at
-        # full resolution, run faster on planes; the network then sees the resized frame
-        downsampled = FrameGeometry.for_size(*image.shape[-2:], self.downsample_ratio).downsampled
-        image = image.contiguous(memory_format=torch.contiguous_format if downsampled else self.memory_format)
+        image = as_frame(frame)
+        # a decoded uint8 frame stays as it is on the CPU: the model resizes it as uint8 and the guided
+        # filter's CPU kernel reads it in place, with no full-size float copy
+        if image.is_floating_point() or self.device.type != "cpu":
+            image = unit_range(image.to(self.device))
+            # a float frame to downsample is made planar (NCHW): the resize and the guided filter,
+            # memory-bound at full resolution, run faster on planes; the network sees the resized frame
+            downsampled = FrameGeometry.for_size(*image.shape[-2:], self.downsample_ratio).downsampled
+            layout = torch.contiguous_format if downsampled else self.memory_format
+            image = image.contiguous(memory_format=layout)
         with autocast(self.device, self.precision):
             # None on frame 0: the model's own mask head, on the encoding of its first step
             first_mask = None
             if len(self.memory) == 0 and self.segmentor is not None:
-                first_mask = self.segmentor(image)
+                first_mask = self.segmentor(unit_range(image))
                 if first_mask is None and self.waited < FIRST_MASK_PATIENCE:
                     # nobody yet (a fade-in, an empty shot): wait
                     self.waited += 1
-                    return image.new_zeros(image.shape[0], 1, *image.shape[2:]).float(), image.float()
+                    image = unit_range(image).float()
+                    return image.new_zeros(image.shape[0], 1, *image.shape[2:]), image
                 if first_mask is None:
                     warnings.warn(
                         f"the first-frame segmentor found nobody in {self.waited + 1} frames: the model "

@@ -37,7 +37,7 @@ from vidmatte.export.onnx import (
 )
 from vidmatte.inference.engine import EngineSettings
 from vidmatte.inference.torch_engine import TorchEngine, load_network
-from vidmatte.models.adam.geometry import TOKEN_STRIDE, FrameGeometry
+from vidmatte.models.adam.geometry import TOKEN_STRIDE, FrameGeometry, unit_range
 from vidmatte.models.adam.memory import MemoryBank, MemoryEntry
 from vidmatte.models.adam.model import AdamOutput
 from vidmatte.models.msgvim.temporal_guidance import TemporalState
@@ -115,13 +115,15 @@ class OnnxAdam:
         first_mask: Tensor | None = None,
         downsample_ratio: float | None = None,
     ) -> tuple[AdamOutput, MemoryBank]:
-        """Matte one frame, as :meth:`AdamModel.forward` does for a ``(B, 3, H, W)`` frame.
+        """Matte one frame, as :meth:`AdamModel.forward` does for a ``(B, 3, H, W)`` frame (float in
+        ``[0, 1]`` or uint8 in ``[0, 255]``).
 
         Returns:
             ``(outputs, memory)``: :class:`AdamOutput` without a time axis, and the new bank.
         """
         if frames.dim() != 4:
             raise ValueError(f"the ONNX step takes one frame (B, 3, H, W), got shape {tuple(frames.shape)}")
+        frames = unit_range(frames)
         geometry = FrameGeometry.for_size(frames.shape[-2], frames.shape[-1], downsample_ratio)
         memory = self.empty_memory() if memory is None else memory
         if len(memory) == 0:

@@ -6,12 +6,14 @@ sessions run it as they receive it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.adam import AdamSession, BidirectionalSession, FirstFrameSegmentor, autocast
@@ -33,11 +35,6 @@ def _alpha(alpha: Tensor) -> np.ndarray:
 def _colour(foreground: Tensor) -> np.ndarray:
     """``(1, 3, H, W)`` -> ``(H, W, 3)`` float32."""
     return foreground[0].permute(1, 2, 0).float().cpu().numpy()
-
-
-def _writable(frame: np.ndarray) -> np.ndarray:
-    """Decoded frames may be read-only views (Pillow's); torch.from_numpy wants writable memory."""
-    return frame if frame.flags.writeable else frame.copy()
 
 
 def _mask(first_mask: np.ndarray | None) -> Tensor | None:
@@ -70,7 +67,7 @@ class TorchEngine:
         )
 
         def step(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            alpha, foreground = session.step(_writable(frame))
+            alpha, foreground = session.step(frame)
             return _alpha(alpha), _colour(foreground)
 
         return step
@@ -86,7 +83,7 @@ class TorchEngine:
         session = BidirectionalSession(forward)
 
         def window(frames: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-            for t, alpha, foreground in session([_writable(frame) for frame in frames]):
+            for t, alpha, foreground in session(frames):
                 yield t, _alpha(alpha), _colour(foreground)
 
         return window
@@ -101,8 +98,36 @@ class TorchEngine:
         return matte
 
 
+def fold_batch_norms(network: nn.Module) -> int:
+    """Fold, in place, each BatchNorm that directly follows a convolution in an ``nn.Sequential`` into
+    that convolution (its evaluation statistics become the weights' scale and the bias); the BatchNorm
+    becomes an identity.
+
+    The same outputs up to float rounding, one full pass over each block's output fewer: ``adam-fast``
+    runs about 1.15x faster at 512x288 on a CPU. The network's weights would no longer load into a
+    fresh model: it is marked (``batch_norms_folded``), and :func:`~vidmatte.models.loading.save_weights`
+    refuses it.
+
+    Returns:
+        The number of BatchNorms folded.
+    """
+    folded = 0
+    for module in network.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module.named_children())
+        for (conv_name, conv), (norm_name, norm) in itertools.pairwise(children):
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv.eval(), norm.eval()))
+                setattr(module, norm_name, nn.Identity())
+                folded += 1
+    network.batch_norms_folded = True
+    return folded
+
+
 def prepare_network(network: nn.Module, channels_last: bool = True, compile: bool = False) -> nn.Module:
-    """Make ``network`` ready for the sessions, in place: evaluation mode, and the layout they expect.
+    """Make ``network`` ready for the sessions, in place: evaluation mode, BatchNorms folded into the
+    convolutions before them (:func:`fold_batch_norms`), and the layout the sessions expect.
 
     Args:
         network: an :class:`AdamModel` or :class:`MsgVim`.
@@ -118,6 +143,7 @@ def prepare_network(network: nn.Module, channels_last: bool = True, compile: boo
         ``network``.
     """
     network.eval()
+    fold_batch_norms(network)
     if channels_last:
         network.to(memory_format=torch.channels_last)
     if compile:

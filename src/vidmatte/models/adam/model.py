@@ -196,7 +196,8 @@ class AdamModel(nn.Module):
         """Matte a clip causally, frame after frame.
 
         Args:
-            frames: ``(B, T, 3, H, W)`` (or one frame ``(B, 3, H, W)``) float RGB in ``[0, 1]``.
+            frames: ``(B, T, 3, H, W)`` (or one frame ``(B, 3, H, W)``) RGB, float in ``[0, 1]`` or
+                uint8 in ``[0, 255]`` (decoded frames: resized as uint8, faster).
             memory: the bank returned for the previous frames of the same video; ``None`` (or an
                 empty bank) starts a video: its first frame initialises the long-term memory.
             first_mask: ``(B, 1, H, W)`` float in ``[0, 1]``, the segmentor's mask of the first
