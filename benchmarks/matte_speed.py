@@ -13,7 +13,7 @@ guidance masks as PNGs named by frame index), then measures, each in a fresh pro
 
 The overhead is ``model fps / pipeline fps - 1``: what decoding and encoding cost beyond the model
 (they run in background threads; on a CPU they compete with the model for cores). The default weights
-(``adam-default``, ``msgvim-default``) are used.
+(``vidmatte.inference.engine.DEFAULT_WEIGHTS``: ``adam-fast``, ``msgvim-default``) are used.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from vidmatte.inference.engine import DEFAULT_WEIGHTS
 
 GENERATED_LONG_SIDE = 512  # larger clips are generated at this long side and scaled up
 
@@ -185,7 +187,7 @@ def main() -> None:
                 alone = run_child(args, "model", model, clip)
                 pipeline = run_child(args, "pipeline", model, clip)
                 row = {
-                    "model": f"{model}-default",
+                    "model": DEFAULT_WEIGHTS[model],
                     "size": f"{width}x{height}",
                     "frames": pipeline["frames"],
                     "model_fps": alone["fps"],

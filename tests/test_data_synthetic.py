@@ -10,7 +10,8 @@ import pytest
 from vidmatte.data.synthetic.background import render_background, sample_background
 from vidmatte.data.synthetic.clips import ClipSpec, generate_clip, plan_figures
 from vidmatte.data.synthetic.figure import pose_at, render_figure, sample_figure
-from vidmatte.io.composite import composite, stack_layers
+from vidmatte.io.composite import composite, composite_u8, stack_layers
+from vidmatte.io.frames import to_u8
 
 TINY = ClipSpec(frames=4, width=64, height=48)
 
@@ -43,6 +44,19 @@ def test_composite_is_the_matting_equation_and_alphas_sum_to_pha(multi_clips: li
         a = clip.pha[..., None]
         np.testing.assert_allclose(clip.com, clip.fgr * a + clip.bgr * (1 - a), atol=1e-5)
         np.testing.assert_allclose(clip.alphas.sum(axis=0), clip.pha, atol=1e-5)
+
+
+def test_the_one_pass_uint8_composite_equals_numpys_rounded() -> None:
+    rng = np.random.default_rng(0)
+    fgr = rng.uniform(-0.1, 1.1, (37, 53, 3)).astype(np.float32)  # clipped like to_u8
+    pha = rng.random((37, 53), dtype=np.float32)
+    pha[:4] = rng.integers(0, 2, (4, 53))  # exactly 0 and 1 too
+    image = rng.random((37, 53, 3), dtype=np.float32)
+    colour = np.broadcast_to(np.array([0.0, 0.69, 0.25], np.float32), (37, 53, 3))  # as a plain colour
+    for bgr in (image, colour, image[:, ::-1]):
+        got = composite_u8(fgr, pha, bgr)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, to_u8(composite(fgr, pha, bgr)))
 
 
 def test_every_figure_has_at_least_five_percent_partial_alpha(multi_clips: list) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from vidmatte.errors import VidmatteError
 from vidmatte.inference.backgrounds import Background
 from vidmatte.io.atomic import make_folders, remove_empty
-from vidmatte.io.composite import composite
+from vidmatte.io.composite import composite_u8
 from vidmatte.io.frames import to_u8
 from vidmatte.io.reader import Frame, VideoInfo
 from vidmatte.io.render import visualise_instances
@@ -173,7 +173,7 @@ def render(output: PlannedOutput, matted: MattedFrame, background: np.ndarray | 
     if output.kind == "foreground":
         return colour
     if output.kind == "composite":
-        return composite(colour, alpha, background)
+        return composite_u8(colour, alpha, background)
     return np.concatenate([to_u8(colour), to_u8(alpha)[..., None]], axis=-1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 _EPS = 1e-6
@@ -99,3 +100,33 @@ def composite(fgr: np.ndarray, pha: np.ndarray, bgr: np.ndarray) -> np.ndarray:
     """
     a = pha[..., None]
     return (fgr * a + bgr * (1.0 - a)).astype(np.float32)
+
+
+@numba.njit(nogil=True, cache=True)
+def _composite_u8(fgr, pha, bgr, out):
+    """:func:`composite_u8`'s loop: float32 arithmetic as numpy's, then :func:`~vidmatte.io.frames.to_u8`'s
+    rounding."""
+    zero, one, scale, half = np.float32(0), np.float32(1), np.float32(255), np.float32(0.5)
+    for y in range(pha.shape[0]):
+        for x in range(pha.shape[1]):
+            a = pha[y, x]
+            for c in range(3):
+                value = np.float32(fgr[y, x, c] * a) + np.float32(bgr[y, x, c] * (one - a))
+                out[y, x, c] = np.uint8(min(max(value, zero), one) * scale + half)
+
+
+def composite_u8(fgr: np.ndarray, pha: np.ndarray, bgr: np.ndarray) -> np.ndarray:
+    """``to_u8(composite(fgr, pha, bgr))`` in one pass, for one frame: a 1080p composite in about 5 ms
+    of one core instead of 80 (the numpy expression makes five full-size float arrays); it releases the
+    GIL, so the render thread runs beside the model.
+
+    Args:
+        fgr, bgr: ``(H, W, 3)`` float32 in [0, 1] (any strides).
+        pha: ``(H, W)`` float32 in [0, 1].
+
+    Returns:
+        ``(H, W, 3)`` uint8, rounded to nearest, values outside [0, 1] clipped.
+    """
+    out = np.empty((*pha.shape, 3), np.uint8)
+    _composite_u8(fgr, pha, bgr, out)
+    return out
