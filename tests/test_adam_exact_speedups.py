@@ -121,7 +121,7 @@ def test_the_guided_filter_keeps_its_outputs_and_runs_in_float32_under_autocast(
     assert result[0].is_contiguous(memory_format=layout) and result[1].is_contiguous()
 
 
-@pytest.mark.parametrize(("height", "width", "threads"), [(75, 101, 1), (61, 40, 3), (1, 7, 2)])
+@pytest.mark.parametrize(("height", "width", "threads"), [(75, 101, 1), (61, 40, 3), (1, 7, 2), (9, 2, 2)])
 @torch.inference_mode()
 def test_the_guided_filter_kernel_reads_uint8_frames_as_pytorch_reads_them_in_float(
     height: int, width: int, threads: int
