@@ -10,7 +10,9 @@ model is trained with 4) and network ratio: 0.5 as ``results.py`` (the 256x144 s
 guided filter back to 512x288) and ``auto`` as ``vidmatte matte`` runs 512x288 frames (ratio 1). Each
 row prints MAD, MSE, Grad, Conn and dtSSD and, per metric, the change from float32 with ``N = 4`` at
 the same ratio (positive: worse); with several ``--models`` (weights names or files), the reference is the
-first model's. A speed setting is acceptable when no metric worsens by more than 2%.
+first model's. Networks are prepared as ``vidmatte matte`` prepares them (``prepare_network``: BatchNorms
+folded, channels-last) and get the frames as uint8, as decoded. A speed setting is acceptable when no
+metric worsens by more than 2%.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from benchmarks.results import ADAM_METRICS, SEED, online, vm_scores
 from vidmatte import load_model
 from vidmatte.data.synthetic.clips import ClipSpec
 from vidmatte.data.synthetic.folders import write_synthetic_set
+from vidmatte.inference.torch_engine import prepare_network
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -50,7 +53,7 @@ def main() -> None:
         root = args.out or Path(scratch)
         true = root / "vm"
         write_synthetic_set(true, "vm", args.clips, ClipSpec(frames=args.frames), SEED, workers=1)
-        models = {name: load_model(name) for name in args.models}
+        models = {name: prepare_network(load_model(name)) for name in args.models}  # as the engine runs them
         rows = []
         for ratio in args.ratios:
             reference = None
