@@ -61,7 +61,7 @@ class DeepGuidedFilter(nn.Module):
         hidden_channels: channels of the decoder's hidden feature at the low resolution.
         width: width of the 1x1 convolutions predicting ``A``.
         fused: in CPU inference (no gradient, no export), upsample and apply ``A`` and ``b`` in one
-            kernel (:mod:`~vidmatte.models.adam.guided_kernel`, about 6x faster at 1080p); ``False``
+            kernel (:mod:`~vidmatte.models.adam.guided_kernel`, about 3.5x faster at 1080p); ``False``
             keeps PyTorch's operators everywhere, as RVM's published filter (the speed benchmarks' peer).
     """
 

@@ -1,11 +1,11 @@
 """The deep guided filter's full-resolution step as one CPU kernel: upsample ``A`` and ``b`` and apply them.
 
 PyTorch upsamples the eight low-resolution coefficient planes to full size, then multiplies and adds:
-at 1920x1080 that writes and reads again 16.6 M floats that serve once, about 60 ms of a frame on two
+at 1920x1080 that writes and reads again 16.6 M floats that serve once, 62-70 ms of a frame on two
 threads. This kernel interpolates a pixel's coefficients where it applies them, reads the frame as it
 was decoded (``(H, W, 3)`` uint8 needs no float copy) and writes the foreground channels-last, as the
-writers want it: about 10 ms. The interpolation is PyTorch's (bilinear, ``align_corners=False``, the
-same float32 source positions and weights); the results agree with it to float rounding.
+writers want it: 17-19 ms. The interpolation is PyTorch's (bilinear, ``align_corners=False``, the same
+float32 source positions and weights); the results agree with it to float rounding.
 
 Rows are split between threads that the kernel runs in without the GIL: sessions running in several
 threads at once stay safe, which numba's own parallel loops (its workqueue layer) are not.
