@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,7 @@ from vidmatte import build_model
 from vidmatte.inference.adam import AdamSession
 from vidmatte.inference.torch_engine import fold_batch_norms, prepare_network
 from vidmatte.models.adam.decoder import conv_of_parts
+from vidmatte.models.adam.geometry import FrameGeometry
 from vidmatte.models.adam.guided_filter import DeepGuidedFilter, box_filter, guide
 from vidmatte.models.loading import save_weights
 
@@ -186,3 +188,29 @@ def test_folded_batch_norms_keep_both_networks_outputs_and_their_weights_are_not
     with pytest.raises(ValueError, match="folded"):
         save_weights(adam, tmp_path / "folded.safetensors", "adam-tiny")
     assert not (tmp_path / "folded.safetensors").exists()
+
+
+@torch.inference_mode()
+def test_decoded_uint8_frames_give_the_mattes_of_their_float_copies() -> None:
+    torch.manual_seed(0)
+    model = build_model("adam-tiny").eval()
+    randomise_batch_norms(model.refiner)
+    frames = [np.random.default_rng(t).integers(0, 256, (90, 160, 3), dtype=np.uint8) for t in range(3)]
+    floats = [torch.from_numpy(frame).permute(2, 0, 1).float() / 255 for frame in frames]
+    # at full size the network sees the same values
+    as_uint8, as_float = AdamSession(model), AdamSession(model)
+    for frame, copy in zip(frames, floats, strict=True):
+        for got, want in zip(as_uint8.step(frame), as_float.step(copy), strict=True):
+            torch.testing.assert_close(got, want, atol=TOLERANCE, rtol=0)
+    # downsampled, the small frame is resized as uint8: within one level of the float resize
+    geometry = FrameGeometry.for_size(90, 160, 0.5)
+    resized = geometry.downsample(torch.from_numpy(frames[0]).permute(2, 0, 1)[None])
+    assert (resized - geometry.downsample(floats[0][None])).abs().max() <= 1 / 255
+    # and the guided filter's kernel reads the uint8 frame as PyTorch's filter reads it
+    mattes = {}
+    for fused in (True, False):
+        model.refiner.fused = fused
+        session = AdamSession(model, downsample_ratio=0.5)
+        mattes[fused] = [session.step(frame) for frame in frames]
+    for got, want in zip(mattes[True], mattes[False], strict=True):
+        torch.testing.assert_close(got, want, atol=TOLERANCE, rtol=0)
