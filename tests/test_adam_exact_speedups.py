@@ -191,6 +191,20 @@ def test_folded_batch_norms_keep_both_networks_outputs_and_their_weights_are_not
 
 
 @torch.inference_mode()
+def test_spectrally_normalised_convolutions_keep_their_batch_norms() -> None:
+    torch.manual_seed(0)
+    network = build_model("msgvim-tiny", spectral_norm=True).eval()
+    randomise_batch_norms(network)
+    generator = torch.Generator().manual_seed(5)
+    frame = torch.rand(1, 3, 64, 96, generator=generator)
+    masks = (torch.rand(2, 1, 1, 64, 96, generator=generator) > 0.5).float()
+    expected = network(frame, masks[0], masks[1]).alpha
+    fold_batch_norms(network)  # would fail on a computed weight
+    torch.testing.assert_close(network(frame, masks[0], masks[1]).alpha, expected, atol=TOLERANCE, rtol=0)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
+
+
+@torch.inference_mode()
 def test_decoded_uint8_frames_give_the_mattes_of_their_float_copies() -> None:
     torch.manual_seed(0)
     model = build_model("adam-tiny").eval()
