@@ -135,10 +135,10 @@ class AdamSession:
         downsample_ratio: network resolution relative to the frames; ``None`` picks it so that the
             long side is about 512 pixels (HD frames then go through the guided filter).
         precision: ``"fp32"``, ``"bf16"`` (CPU or GPU autocast) or ``"fp16"`` (GPU autocast).
-        channels_last: hand the network the frames it sees at full size channels-last (NHWC), to
+        channels_last: hand the network float frames it sees at full size channels-last (NHWC), to
             match weights stored so (``prepare_network``'s default): the same outputs up to float
-            rounding, faster on CPU. Frames that are downsampled stay planar (NCHW), and the guided
-            filter always runs planar in float32.
+            rounding, faster on CPU. Float frames that are downsampled stay planar (NCHW). Decoded
+            uint8 frames on a CPU are channels-last as they come (the ``(H, W, 3)`` array) and stay so.
 
     Example:
         >>> from vidmatte import build_model
