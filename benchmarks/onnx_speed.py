@@ -5,7 +5,9 @@ Usage: ``python benchmarks/onnx_speed.py [--adam adam-small] [--msgvim msgvim-sm
 
 For AdaM, an :class:`AdamSession` over the PyTorch network (float32, channels-last, its default) and
 one over the exported step graph (:class:`~vidmatte.inference.onnx_backend.OnnxAdam`) each matte
-``--frames`` frames after a warm-up that fills the memory (frame 0 plus ``N`` frames). For MSG-VIM, a
+``--frames`` frames after a warm-up that fills the memory (frame 0 plus ``N`` frames), beside RVM's
+network (``peers/rvm.py``) exported too and run in onnxruntime at its downsample ratio for the size;
+``onnxruntime_time_over_rvm`` is AdaM's time in onnxruntime over RVM's. For MSG-VIM, a
 :class:`MsgVimSession` over each runs chunks of ``--chunk`` frames of ``--instances`` instances, state
 carried; frames per second count video frames (all instances of a frame). The two runtimes are timed
 alternately, call by call, so that a varying load on a shared machine does not favour either. Frames
@@ -16,14 +18,17 @@ PyTorch's default). The export time and the largest difference of the verificati
 from __future__ import annotations
 
 import argparse
+import io
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from benchmarks.adam_speed import peer_downsample_ratio
+from benchmarks.peers.rvm import RecurrentState, RobustVideoMatting
 from vidmatte import build_model
-from vidmatte.export.onnx import export_bytes, verify
+from vidmatte.export.onnx import export_bytes, onnx_session, verify
 from vidmatte.inference.adam import AdamSession
 from vidmatte.inference.msgvim import MsgVimSession
 from vidmatte.inference.onnx_backend import open_onnx
@@ -64,6 +69,45 @@ def exported(model: torch.nn.Module, threads: int) -> tuple[object, float, float
     return open_onnx(data, threads), seconds, verify(model, data)
 
 
+def peer_step(width: int, height: int, threads: int) -> Callable[[torch.Tensor], object]:
+    """RVM's network (``peers/rvm.py``, random weights) exported at its downsample ratio for the size: one
+    onnxruntime step per call on a ``(1, 3, H, W)`` frame, its recurrent state carried."""
+    ratio = peer_downsample_ratio(width, height)
+    peer = RobustVideoMatting().eval()
+    frame = torch.rand(1, 3, height, width)
+    with torch.no_grad():
+        *_, first = peer(frame, RecurrentState(), ratio)  # the state's shapes at this size
+
+    class Step(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.peer = peer
+
+        def forward(self, frame: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            alpha, foreground, state = self.peer(frame, RecurrentState(*state), ratio)
+            return alpha, foreground, *state
+
+    names = list(RecurrentState._fields)
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            Step(),
+            (frame, *first),
+            buffer,
+            input_names=["frame", *names],
+            output_names=["alpha", "fgr", *(f"{name}_next" for name in names)],
+            dynamo=False,
+        )
+    session = onnx_session(buffer.getvalue(), threads)
+    state = {name: np.zeros(tuple(t.shape), np.float32) for name, t in zip(names, first, strict=True)}
+
+    def step(image: torch.Tensor) -> None:
+        outputs = session.run(None, {"frame": image[None].numpy(), **state})
+        state.update(zip(names, outputs[2:], strict=True))
+
+    return step
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adam", default="adam-small", help="AdaM registry name ('' to skip)")
@@ -86,8 +130,12 @@ def main() -> None:
         frames = list(torch.rand(8, 3, height, width, generator=torch.Generator().manual_seed(0)))
         sessions = {"torch": AdamSession(prepare_network(model)), "onnxruntime": AdamSession(runner)}
         runs = {name: (lambda i, s=s: s.step(frames[i % len(frames)])) for name, s in sessions.items()}
+        peer = peer_step(width, height, args.threads)
+        runs["rvm_onnxruntime"] = lambda i: peer(frames[i % len(frames)])
+        rates = interleaved_rates(runs, WARMUP_FRAMES, args.frames)
         results[args.adam] = {
-            **interleaved_rates(runs, WARMUP_FRAMES, args.frames),
+            **rates,
+            "onnxruntime_time_over_rvm": rates["rvm_onnxruntime_fps"] / rates["onnxruntime_fps"],
             "export_s": seconds,
             "max_abs_difference": difference,
         }
