@@ -201,12 +201,12 @@ class AdamSession:
             # None on frame 0: the model's own mask head, on the encoding of its first step
             first_mask = None
             if len(self.memory) == 0 and self.segmentor is not None:
-                first_mask = self.segmentor(unit_range(image))
+                unit = unit_range(image)
+                first_mask = self.segmentor(unit)
                 if first_mask is None and self.waited < FIRST_MASK_PATIENCE:
                     # nobody yet (a fade-in, an empty shot): wait
                     self.waited += 1
-                    image = unit_range(image).float()
-                    return image.new_zeros(image.shape[0], 1, *image.shape[2:]), image
+                    return unit.new_zeros(unit.shape[0], 1, *unit.shape[2:]).float(), unit.float()
                 if first_mask is None:
                     warnings.warn(
                         f"the first-frame segmentor found nobody in {self.waited + 1} frames: the model "

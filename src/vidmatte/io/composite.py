@@ -116,8 +116,8 @@ def _composite_u8(fgr, pha, bgr, out):
 
 
 def composite_u8(fgr: np.ndarray, pha: np.ndarray, bgr: np.ndarray) -> np.ndarray:
-    """``to_u8(composite(fgr, pha, bgr))`` in one pass, for one frame: a 1080p composite in about 5 ms
-    of one core instead of 80 (the numpy expression makes five full-size float arrays); it releases the
+    """``to_u8(composite(fgr, pha, bgr))`` in one pass, for one frame: a 1080p composite in about 13 ms
+    of one core instead of 77 (the numpy expression makes five full-size float arrays); it releases the
     GIL, so the render thread runs beside the model.
 
     Args:
